@@ -1,0 +1,491 @@
+/*
+ * bgworkers/ingest_worker.cpp — an ingest worker: pulls agent batches from JetStream and stores them
+ * exactly once in effect.
+ *
+ * State machine (shown in fleet.worker_status.state):
+ *
+ *   ConnectingToNats --connected--> WaitingForExtension --extension present--> Running
+ *          ^                                 ^                                   |
+ *          +-------- NATS lost for 5 fetches +---- a batch failed for a reason --+
+ *                                                  that is not the messages' (e.g. DROP EXTENSION)
+ *
+ * One loop iteration in Running:
+ *   1. fetch up to pgfleet.batch_size messages (waits at most 1 s, so interrupts are seen every second);
+ *   2. decode and validate every message in the pure layer (core/wire), outside any transaction;
+ *   3. one transaction: per message a subtransaction that calls fleet._ingest_metrics(), which checks
+ *      and writes the ledger row (agent_id, boot_id, batch_seq) and the samples together. A batch the
+ *      ledger already holds is a no-op (a redelivery after a crash between commit and ack). A message
+ *      that cannot be decoded, or that the database rejects for its data (SQLSTATE classes 22 and 23),
+ *      goes to fleet.dead_letter with its reason, subject, stream sequence and raw bytes. Any other
+ *      error aborts the whole transaction: nothing is acked, every message is redelivered later;
+ *   4. commit, and only then ack (stored, duplicate) or terminate (dead-lettered) each message.
+ * A crash anywhere before the commit loses nothing (nothing was acked); a crash after it duplicates
+ * nothing (the ledger turns the redelivery into a no-op).
+ *
+ * Memory: everything PostgreSQL allocates for a batch lives in the transaction or in batch_context,
+ * which is reset at every iteration. C++ containers (decoded batches) are reused across iterations.
+ *
+ * Errors: PostgreSQL calls that can ERROR run inside pgfleet::pg_call, so an ERROR becomes a C++
+ * exception here and this loop goes on. FATAL (SIGTERM via die(), postmaster death) exits the process
+ * without unwinding; the sockets close with it and unacked messages are redelivered.
+ */
+#include <string>
+#include <vector>
+
+#include "core/jetstream.h"
+#include "core/wire.h"
+#include "extension/guard.h"
+#include "extension/shared_state.h"
+
+extern "C" {
+#include "commands/extension.h"
+#include "postmaster/interrupt.h"
+
+PGDLLEXPORT void pgfleet_ingest_main(Datum main_arg);
+}
+
+namespace pgfleet {
+namespace {
+
+constexpr long kFetchTimeoutMs = 1000;
+constexpr long kFlushTimeoutMs = 1000;
+constexpr long kRetryDelayMs = 1000;
+constexpr long kNakDelayMs = 2000;
+constexpr int kFetchFailuresBeforeReconnect = 5;
+constexpr Oid kTimestamptzArrayOid = 1185;
+
+/* What became of one fetched message. */
+enum class Outcome : uint8 { Pending, Stored, Duplicate, DeadLetter };
+
+/* One fetched message after decoding (strings already safe to store as text). */
+struct DecodedMessage {
+    wire::Envelope envelope;
+    bool valid = false;
+    std::string subject;
+    std::string instance_json; /* empty when the batch carried no instance facts */
+    std::string reason;
+    std::string detail;
+};
+
+class IngestWorker {
+public:
+    explicit IngestWorker(int slot) : slot_(slot)
+    {
+        counters_.pid = MyProcPid;
+        counters_.started_at = GetCurrentTimestamp();
+        batch_context_ = AllocSetContextCreate(TopMemoryContext, "pgfleet ingest batch", ALLOCSET_DEFAULT_SIZES);
+    }
+
+    /* Runs until SIGTERM (which exits through die() and FATAL). */
+    void run();
+
+private:
+    void set_state(WorkerState state);
+    void publish_counters() { write_worker_slot(slot_, counters_); }
+    void note_error(const std::string &message);
+    void wait_ms(long ms);
+    void reload_settings_if_asked();
+
+    void connect_to_nats();
+    void wait_for_extension();
+    void fetch_and_store();
+
+    void decode_batch();
+    void store_batch();
+    void store_message(size_t i);
+    void store_dead_letter(size_t i, const char *reason, const char *detail);
+    void settle_batch();
+    void nak_batch();
+
+    int slot_;
+    WorkerCounters counters_{};
+    WorkerState state_ = WorkerState::ConnectingToNats;
+    MemoryContext batch_context_;
+    js::PullConsumer consumer_;
+    js::FetchedBatch batch_;
+    std::vector<DecodedMessage> decoded_;
+    std::vector<Outcome> outcomes_;
+    std::vector<const char *> rejection_detail_; /* palloc'd in the transaction's memory */
+    int consecutive_fetch_failures_ = 0;
+    bool told_nats_down_ = false;
+    bool told_extension_missing_ = false;
+    std::string nats_url_in_use_;
+};
+
+void IngestWorker::set_state(WorkerState state)
+{
+    state_ = state;
+    counters_.state = state;
+    publish_counters();
+}
+
+/* Records an error in the shared counters (shown by fleet.worker_status). */
+void IngestWorker::note_error(const std::string &message)
+{
+    counters_.errors++;
+    strlcpy(counters_.last_error, message.c_str(), sizeof(counters_.last_error));
+    publish_counters();
+}
+
+/* Sleeps on the latch for up to ms, handling interrupts (SIGTERM ends the process here). */
+void IngestWorker::wait_ms(long ms)
+{
+    (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+}
+
+/* Applies a SIGHUP; a changed NATS URL or credentials file forces a reconnect. */
+void IngestWorker::reload_settings_if_asked()
+{
+    if (!ConfigReloadPending)
+        return;
+    ConfigReloadPending = false;
+    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+    if (nats_url_in_use_ != setting_nats_url) {
+        consumer_.close();
+        set_state(WorkerState::ConnectingToNats);
+    }
+}
+
+void IngestWorker::run()
+{
+    set_state(WorkerState::ConnectingToNats);
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        reload_settings_if_asked();
+        switch (state_) {
+        case WorkerState::ConnectingToNats: connect_to_nats(); break;
+        case WorkerState::WaitingForExtension: wait_for_extension(); break;
+        case WorkerState::Running: fetch_and_store(); break;
+        case WorkerState::Stopped: return;
+        }
+    }
+}
+
+/* Connects to NATS and ensures stream and consumer; on failure waits a second (logged once per outage). */
+void IngestWorker::connect_to_nats()
+{
+    js::ConsumerSettings settings;
+    settings.url = setting_nats_url;
+    settings.credentials_file = setting_nats_credentials;
+    settings.client_name = "pgfleet-ingest-" + std::to_string(slot_);
+    std::string error;
+    if (consumer_.connect(settings, error) == js::Result::Ok) {
+        nats_url_in_use_ = settings.url;
+        consecutive_fetch_failures_ = 0;
+        ereport(LOG, (errmsg("pgfleet ingest worker %d connected to NATS at %s", slot_, settings.url.c_str()),
+                      errdetail("Pulling stream \"%s\" with durable consumer \"%s\".", settings.stream.c_str(),
+                                settings.durable.c_str())));
+        told_nats_down_ = false;
+        set_state(WorkerState::WaitingForExtension);
+        return;
+    }
+    if (!told_nats_down_)
+        ereport(LOG, (errmsg("pgfleet ingest worker %d cannot reach NATS at %s", slot_, settings.url.c_str()),
+                      errdetail("%s.", wire::to_valid_text(error).c_str()),
+                      errhint("The worker retries every second and logs again once it is connected.")));
+    told_nats_down_ = true;
+    note_error(error);
+    wait_ms(kRetryDelayMs);
+}
+
+/* Waits until the pgfleet extension exists in this database (logged once while it does not). */
+void IngestWorker::wait_for_extension()
+{
+    bool present = false;
+    try {
+        pg_call([&] {
+            StartTransactionCommand();
+            present = OidIsValid(get_extension_oid("pgfleet", true));
+            CommitTransactionCommand();
+        });
+    } catch (const PgError &e) {
+        pg_call([] { AbortCurrentTransaction(); });
+        note_error(e.what());
+    }
+    if (present) {
+        if (told_extension_missing_)
+            ereport(LOG, (errmsg("pgfleet ingest worker %d found the pgfleet extension; ingesting", slot_)));
+        told_extension_missing_ = false;
+        set_state(WorkerState::Running);
+        return;
+    }
+    if (!told_extension_missing_)
+        ereport(LOG, (errmsg("pgfleet ingest worker %d waits for the pgfleet extension in database \"%s\"", slot_,
+                             setting_database),
+                      errhint("Run CREATE EXTENSION pgfleet in that database.")));
+    told_extension_missing_ = true;
+    wait_ms(kRetryDelayMs);
+}
+
+/* One iteration of Running: fetch, decode, store in one transaction, then settle with NATS. */
+void IngestWorker::fetch_and_store()
+{
+    std::string error;
+    js::Result r = consumer_.fetch(setting_batch_size, kFetchTimeoutMs, batch_, error);
+    if (r == js::Result::Timeout)
+        return;
+    if (r == js::Result::Unavailable) {
+        if (!told_nats_down_)
+            ereport(LOG, (errmsg("pgfleet ingest worker %d lost NATS", slot_),
+                          errdetail("%s.", wire::to_valid_text(error).c_str())));
+        told_nats_down_ = true;
+        note_error(error);
+        if (++consecutive_fetch_failures_ >= kFetchFailuresBeforeReconnect) {
+            consumer_.close();
+            set_state(WorkerState::ConnectingToNats);
+        } else {
+            wait_ms(kRetryDelayMs);
+        }
+        return;
+    }
+    if (told_nats_down_)
+        ereport(LOG, (errmsg("pgfleet ingest worker %d is receiving from NATS again", slot_)));
+    told_nats_down_ = false;
+    consecutive_fetch_failures_ = 0;
+
+    MemoryContextReset(batch_context_);
+    decode_batch();
+    try {
+        pg_call([&] {
+            MemoryContextSwitchTo(batch_context_);
+            store_batch();
+        });
+    } catch (const PgError &e) {
+        /* Not the messages' fault (the database refused the batch as a whole): retry it later. */
+        std::string message = std::string("batch not stored: ") + e.what();
+        pg_call([] { AbortCurrentTransaction(); });
+        MemoryContextSwitchTo(batch_context_);
+        ereport(LOG, (errmsg("pgfleet ingest worker %d could not store a batch of %zu messages", slot_, batch_.size()),
+                      errdetail("%s", e.what()), errhint("The messages are redelivered; nothing is lost.")));
+        note_error(message);
+        nak_batch();
+        set_state(WorkerState::WaitingForExtension);
+        wait_ms(kRetryDelayMs);
+        return;
+    }
+    settle_batch();
+}
+
+/* Decodes and validates every fetched message (pure C++, no transaction). */
+void IngestWorker::decode_batch()
+{
+    const size_t n = batch_.size();
+    decoded_.resize(n);
+    outcomes_.assign(n, Outcome::Pending);
+    rejection_detail_.assign(n, nullptr);
+    for (size_t i = 0; i < n; i++) {
+        DecodedMessage &d = decoded_[i];
+        d.subject = wire::to_valid_text(batch_.subject(i));
+        wire::Subject subject;
+        wire::DecodeStatus st = wire::parse_subject(batch_.subject(i), subject);
+        if (st.ok)
+            st = wire::decode_envelope(batch_.data(i), batch_.data_size(i), d.envelope);
+        if (st.ok)
+            st = wire::check_subject(subject, d.envelope);
+        d.valid = st.ok;
+        d.instance_json = st.ok && d.envelope.instance.present ? wire::instance_to_json(d.envelope.instance) : std::string();
+        d.reason = wire::to_valid_text(st.reason);
+        d.detail = wire::to_valid_text(st.detail);
+    }
+}
+
+/* Builds a text[] from n strings taken by get(i). */
+template <typename Get>
+Datum text_array(size_t n, Get get)
+{
+    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+    for (size_t i = 0; i < n; i++) {
+        const std::string &s = get(i);
+        elems[i] = PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
+    }
+    return PointerGetDatum(construct_array(elems, static_cast<int>(n), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Builds an array of a pass-by-value 4- or 8-byte type from n Datums made by get(i). */
+template <typename Get>
+Datum value_array(size_t n, Oid type, int len, char align, Get get)
+{
+    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+    for (size_t i = 0; i < n; i++)
+        elems[i] = get(i);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(n), type, len, true, align));
+}
+
+/* Unix milliseconds to PostgreSQL's TimestampTz (microseconds since 2000-01-01). */
+TimestampTz unix_ms_to_timestamptz(int64 ms)
+{
+    return ms * 1000 - static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+}
+
+/*
+ * The batch transaction. Runs inside pg_call; holds no C++ object with a destructor (an ERROR
+ * longjmps out of it). Reads decoded_ and writes outcomes_ in place (no allocation).
+ */
+void IngestWorker::store_batch()
+{
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "pgfleet ingest: SPI_connect failed");
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "pgfleet: storing a batch");
+
+    for (size_t i = 0; i < decoded_.size(); i++) {
+        if (!decoded_[i].valid) {
+            store_dead_letter(i, decoded_[i].reason.c_str(), decoded_[i].detail.c_str());
+            continue;
+        }
+        MemoryContext outer_context = CurrentMemoryContext;
+        ResourceOwner outer_owner = CurrentResourceOwner;
+        BeginInternalSubTransaction(nullptr);
+        MemoryContextSwitchTo(outer_context);
+        PG_TRY();
+        {
+            store_message(i);
+            ReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(outer_context);
+            CurrentResourceOwner = outer_owner;
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(outer_context);
+            ErrorData *edata = CopyErrorData();
+            FlushErrorState();
+            RollbackAndReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(outer_context);
+            CurrentResourceOwner = outer_owner;
+            int category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+            if (category != ERRCODE_DATA_EXCEPTION && category != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+                ReThrowError(edata); /* not this message's fault: the whole batch is retried */
+            rejection_detail_[i] = edata->message;
+        }
+        PG_END_TRY();
+        if (rejection_detail_[i] != nullptr)
+            store_dead_letter(i, "rejected by database", rejection_detail_[i]);
+    }
+
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_stat(false);
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+/* Stores message i through fleet._ingest_metrics (ledger check, registration, samples). */
+void IngestWorker::store_message(size_t i)
+{
+    static const char *sql =
+        "SELECT fleet._ingest_metrics($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb[], $11, $12, $13)";
+    static Oid types[13] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+                            TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, kTimestamptzArrayOid, FLOAT8ARRAYOID};
+    const wire::Envelope &e = decoded_[i].envelope;
+    const wire::MetricBatch &m = e.metrics;
+    const size_t ns = m.series.size();
+    const size_t nv = m.sample_value.size();
+    Datum args[13];
+    args[0] = PointerGetDatum(cstring_to_text(e.agent_id.c_str()));
+    args[1] = PointerGetDatum(cstring_to_text(e.namespace_name.c_str()));
+    args[2] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
+    args[3] = Int64GetDatum(static_cast<int64>(e.batch_seq));
+    args[4] = Int64GetDatum(static_cast<int64>(batch_.meta(i).stream_seq));
+    args[5] = e.instance.present ? PointerGetDatum(cstring_to_text(decoded_[i].instance_json.c_str())) : 0;
+    args[6] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].metric; });
+    args[7] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].kind; });
+    args[8] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].unit; });
+    args[9] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].labels_json; });
+    args[10] = value_array(nv, INT4OID, 4, TYPALIGN_INT, [&](size_t k) { return Int32GetDatum(m.sample_series[k]); });
+    args[11] = value_array(nv, TIMESTAMPTZOID, 8, TYPALIGN_DOUBLE,
+                           [&](size_t k) { return TimestampTzGetDatum(unix_ms_to_timestamptz(m.sample_ts_unix_ms[k])); });
+    args[12] = value_array(nv, FLOAT8OID, 8, TYPALIGN_DOUBLE, [&](size_t k) { return Float8GetDatum(m.sample_value[k]); });
+    char nulls[13];
+    memset(nulls, ' ', sizeof(nulls));
+    if (!e.instance.present)
+        nulls[5] = 'n';
+    if (SPI_execute_with_args(sql, 13, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._ingest_metrics returned no row");
+    bool isnull = false;
+    int32 stored = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
+}
+
+/* Puts message i aside in fleet.dead_letter (once per stream sequence). */
+void IngestWorker::store_dead_letter(size_t i, const char *reason, const char *detail)
+{
+    static const char *sql = "INSERT INTO fleet.dead_letter (stream, stream_seq, subject, reason, detail, raw) "
+                             "VALUES ('FLEET_IN', $1, $2, $3, $4, $5) ON CONFLICT (stream, stream_seq) DO NOTHING";
+    static Oid types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
+    size_t size = batch_.data_size(i);
+    bytea *raw = static_cast<bytea *>(palloc(VARHDRSZ + size));
+    SET_VARSIZE(raw, VARHDRSZ + size);
+    memcpy(VARDATA(raw), batch_.data(i), size);
+    Datum args[5] = {Int64GetDatum(static_cast<int64>(batch_.meta(i).stream_seq)),
+                     PointerGetDatum(cstring_to_text(decoded_[i].subject.c_str())),
+                     PointerGetDatum(cstring_to_text(reason)), PointerGetDatum(cstring_to_text(detail)),
+                     PointerGetDatum(raw)};
+    if (SPI_execute_with_args(sql, 5, types, args, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "pgfleet ingest: could not insert into fleet.dead_letter");
+    outcomes_[i] = Outcome::DeadLetter;
+}
+
+/* After the commit: ack stored and duplicate messages, terminate dead letters, update counters. */
+void IngestWorker::settle_batch()
+{
+    std::string error;
+    bool settled = true;
+    for (size_t i = 0; i < batch_.size(); i++) {
+        js::MessageMeta meta = batch_.meta(i);
+        js::Result r = outcomes_[i] == Outcome::DeadLetter ? consumer_.term(batch_, i, error) : consumer_.ack(batch_, i, error);
+        settled = settled && r == js::Result::Ok;
+        counters_.messages++;
+        counters_.last_stream_seq = Max(counters_.last_stream_seq, meta.stream_seq);
+        counters_.consumer_pending = meta.num_pending;
+        if (outcomes_[i] == Outcome::Stored)
+            counters_.samples += decoded_[i].envelope.metrics.sample_value.size();
+        else if (outcomes_[i] == Outcome::Duplicate)
+            counters_.duplicates++;
+        else if (outcomes_[i] == Outcome::DeadLetter) {
+            counters_.dead_letters++;
+            ereport(LOG, (errmsg("pgfleet ingest worker %d put message %llu aside: %s", slot_,
+                                 static_cast<unsigned long long>(meta.stream_seq), decoded_[i].reason.c_str()),
+                          errdetail("%s", rejection_detail_[i] ? "the database rejected its data"
+                                                               : decoded_[i].detail.c_str()),
+                          errcontext("stream FLEET_IN, subject %s", decoded_[i].subject.c_str())));
+        }
+    }
+    if (settled)
+        settled = consumer_.flush(kFlushTimeoutMs, error) == js::Result::Ok;
+    if (!settled)
+        note_error("acknowledgement not confirmed (the batch is committed; a redelivery will be a no-op): " + error);
+    counters_.batches++;
+    counters_.last_batch_at = GetCurrentTimestamp();
+    publish_counters();
+}
+
+/* Asks NATS to redeliver every message of a batch that could not be stored. */
+void IngestWorker::nak_batch()
+{
+    std::string error;
+    for (size_t i = 0; i < batch_.size(); i++)
+        (void) consumer_.nak(batch_, i, kNakDelayMs, error);
+    (void) consumer_.flush(kFlushTimeoutMs, error);
+}
+
+} // namespace
+} // namespace pgfleet
+
+/* Entry point of an ingest background worker; main_arg is its slot number. */
+void pgfleet_ingest_main(Datum main_arg)
+{
+    int slot = DatumGetInt32(main_arg);
+    pqsignal(SIGTERM, die);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(pgfleet::setting_database, nullptr, 0);
+    pgfleet::guard_entry([slot] {
+        pgfleet::IngestWorker worker(slot);
+        worker.run();
+    });
+    proc_exit(0);
+}

@@ -1,0 +1,332 @@
+/*
+ * core/wire.cpp — decode and validate wire v1 envelopes (see wire.h for the contract).
+ *
+ * The protobuf lite runtime parses the bytes; everything after that is our own validation, written so
+ * that any input, however hostile, ends in either a fully valid Envelope or a DecodeStatus failure.
+ * Limits bound the work one message can cause (series, samples, string lengths), so a malicious
+ * producer cannot make the ingest worker allocate without bound.
+ */
+#include "core/pure.h"
+
+#include "core/wire.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "fleet.pb.h"
+
+namespace pgfleet::wire {
+
+namespace {
+
+constexpr size_t kMaxMessageBytes = 64u << 20;
+constexpr size_t kMaxSeriesPerBatch = 1u << 20;
+constexpr size_t kMaxSamplesPerBatch = 8u << 20;
+constexpr size_t kMaxLabelsPerSeries = 64;
+constexpr size_t kMaxNameBytes = 256;
+constexpr size_t kMaxValueBytes = 4096;
+/* 2000-01-01 .. 2200-01-01 in milliseconds: anything outside is a broken clock or a broken encoder. */
+constexpr int64_t kMinTimestampMs = 946684800000LL;
+constexpr int64_t kMaxTimestampMs = 7258118400000LL;
+
+/* Metric names: lower-case letters, digits, '_' and '.', starting with a letter. */
+bool is_valid_metric_name(std::string_view s)
+{
+    if (s.empty() || s.size() > kMaxNameBytes || !(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+    });
+}
+
+/* Label names: Prometheus rules, [A-Za-z_][A-Za-z0-9_]*. */
+bool is_valid_label_name(std::string_view s)
+{
+    if (s.empty() || s.size() > kMaxNameBytes || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    });
+}
+
+/* Length of the well-formed UTF-8 sequence starting at s[i] (no overlongs, no surrogates, no NUL),
+ * or 0 when the bytes there are not one. */
+size_t utf8_sequence_length(std::string_view s, size_t i)
+{
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the first continuation byte */
+    if (c == 0)
+        return 0;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        extra = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        extra = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        extra = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (s.size() - i - 1 < extra)
+        return 0;
+    for (size_t k = 1; k <= extra; k++) {
+        const auto cc = static_cast<unsigned char>(s[i + k]);
+        if (k == 1 ? (cc < lo || cc > hi) : (cc & 0xC0) != 0x80)
+            return 0;
+    }
+    return extra + 1;
+}
+
+/* True when s is text PostgreSQL accepts: well-formed UTF-8 without NUL bytes. */
+bool is_valid_text(std::string_view s)
+{
+    for (size_t i = 0; i < s.size();) {
+        size_t len = utf8_sequence_length(s, i);
+        if (len == 0)
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* Builds the canonical JSON object of a series' labels, checking names, values and uniqueness. */
+DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> &labels, std::string &out)
+{
+    if (static_cast<size_t>(labels.size()) > kMaxLabelsPerSeries)
+        return DecodeStatus::failure("invalid series", "a series has more than 64 labels");
+    std::vector<const v1::Label *> sorted;
+    sorted.reserve(labels.size());
+    for (const auto &l : labels) {
+        if (!is_valid_label_name(l.name()))
+            return DecodeStatus::failure("invalid series", "label name \"" + l.name().substr(0, 64) + "\" is not valid");
+        if (l.value().size() > kMaxValueBytes || !is_valid_text(l.value()))
+            return DecodeStatus::failure("invalid series", "value of label \"" + l.name() + "\" is not valid UTF-8 text");
+        sorted.push_back(&l);
+    }
+    std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) { return a->name() < b->name(); });
+    out.clear();
+    out.push_back('{');
+    for (size_t i = 0; i < sorted.size(); i++) {
+        if (i > 0) {
+            if (sorted[i]->name() == sorted[i - 1]->name())
+                return DecodeStatus::failure("invalid series", "label \"" + sorted[i]->name() + "\" appears twice");
+            out.push_back(',');
+        }
+        append_json_string(out, sorted[i]->name());
+        out.push_back(':');
+        append_json_string(out, sorted[i]->value());
+    }
+    out.push_back('}');
+    return DecodeStatus::success();
+}
+
+/* Validates and converts the metrics payload. */
+DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
+{
+    if (static_cast<size_t>(in.series_size()) > kMaxSeriesPerBatch)
+        return DecodeStatus::failure("too large", "a batch declares more than 1048576 series");
+    std::unordered_map<uint32_t, int32_t> index_of_ref;
+    index_of_ref.reserve(in.series_size());
+    out.series.clear();
+    out.series.reserve(in.series_size());
+    for (const auto &decl : in.series()) {
+        SeriesDecl s;
+        if (!is_valid_metric_name(decl.metric()))
+            return DecodeStatus::failure("invalid series", "metric name \"" + decl.metric().substr(0, 64) + "\" is not valid");
+        s.metric = decl.metric();
+        switch (decl.kind()) {
+        case v1::GAUGE: s.kind = "gauge"; break;
+        case v1::COUNTER: s.kind = "counter"; break;
+        default:
+            return DecodeStatus::failure("invalid series", "metric \"" + decl.metric() + "\" has no valid kind");
+        }
+        if (decl.unit().size() > kMaxNameBytes || !is_valid_text(decl.unit()))
+            return DecodeStatus::failure("invalid series", "unit of metric \"" + decl.metric() + "\" is not valid");
+        s.unit = decl.unit();
+        if (auto st = labels_to_json(decl.labels(), s.labels_json); !st.ok)
+            return st;
+        if (!index_of_ref.emplace(decl.ref(), static_cast<int32_t>(out.series.size())).second)
+            return DecodeStatus::failure("invalid series", "series ref " + std::to_string(decl.ref()) + " is declared twice");
+        out.series.push_back(std::move(s));
+    }
+
+    size_t total = 0;
+    for (const auto &scrape : in.scrapes()) {
+        if (scrape.refs_size() != scrape.values_size())
+            return DecodeStatus::failure("invalid scrape", "a scrape has " + std::to_string(scrape.refs_size()) +
+                                                               " refs but " + std::to_string(scrape.values_size()) + " values");
+        total += scrape.refs_size();
+        if (total > kMaxSamplesPerBatch)
+            return DecodeStatus::failure("too large", "a batch carries more than 8388608 samples");
+    }
+    out.sample_series.clear();
+    out.sample_ts_unix_ms.clear();
+    out.sample_value.clear();
+    out.sample_series.reserve(total);
+    out.sample_ts_unix_ms.reserve(total);
+    out.sample_value.reserve(total);
+    for (const auto &scrape : in.scrapes()) {
+        if (scrape.ts_unix_ms() < kMinTimestampMs || scrape.ts_unix_ms() > kMaxTimestampMs)
+            return DecodeStatus::failure("invalid scrape", "scrape timestamp " + std::to_string(scrape.ts_unix_ms()) +
+                                                               " ms is outside 2000..2200");
+        for (int i = 0; i < scrape.refs_size(); i++) {
+            auto it = index_of_ref.find(scrape.refs(i));
+            if (it == index_of_ref.end())
+                return DecodeStatus::failure("invalid scrape", "a scrape refers to undeclared series ref " +
+                                                                   std::to_string(scrape.refs(i)));
+            out.sample_series.push_back(it->second);
+            out.sample_ts_unix_ms.push_back(scrape.ts_unix_ms());
+            out.sample_value.push_back(scrape.values(i));
+        }
+    }
+    return DecodeStatus::success();
+}
+
+} // namespace
+
+std::string to_valid_text(std::string_view s)
+{
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        size_t len = utf8_sequence_length(s, i);
+        if (len == 0) {
+            out.push_back('?');
+            i++;
+        } else {
+            out.append(s.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
+}
+
+bool is_valid_identifier(std::string_view s)
+{
+    if (s.empty() || s.size() > 64)
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+void append_json_string(std::string &out, std::string_view s)
+{
+    static const char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (c < 0x20) {
+                out += "\\u00";
+                out.push_back(hex[c >> 4]);
+                out.push_back(hex[c & 0xF]);
+            } else {
+                out.push_back(static_cast<char>(c));
+            }
+        }
+    }
+    out.push_back('"');
+}
+
+DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
+{
+    if (size > kMaxMessageBytes)
+        return DecodeStatus::failure("too large", "message of " + std::to_string(size) + " bytes exceeds 64 MiB");
+    v1::Envelope env;
+    if (!env.ParseFromArray(data, static_cast<int>(size)))
+        return DecodeStatus::failure("malformed protobuf", "the message body is not a pgfleet.wire.v1.Envelope");
+    if (env.schema_major() != kSchemaMajor)
+        return DecodeStatus::failure("unsupported schema version",
+                                     "schema major version " + std::to_string(env.schema_major()) +
+                                         " is not supported; this server understands version 1");
+    if (!is_valid_identifier(env.agent_id()))
+        return DecodeStatus::failure("invalid envelope", "agent_id must match [A-Za-z0-9_-]{1,64}");
+    if (!is_valid_identifier(env.namespace_()))
+        return DecodeStatus::failure("invalid envelope", "namespace must match [A-Za-z0-9_-]{1,64}");
+    if (env.boot_id().empty() || env.boot_id().size() > 64 || !is_valid_text(env.boot_id()))
+        return DecodeStatus::failure("invalid envelope", "boot_id must be 1 to 64 bytes of text");
+    if (env.batch_seq() == 0 || env.batch_seq() > static_cast<uint64_t>(INT64_MAX))
+        return DecodeStatus::failure("invalid envelope", "batch_seq must be between 1 and 2^63-1");
+
+    out.schema_major = env.schema_major();
+    out.schema_minor = env.schema_minor();
+    out.agent_id = env.agent_id();
+    out.boot_id = env.boot_id();
+    out.batch_seq = env.batch_seq();
+    out.namespace_name = env.namespace_();
+    out.created_unix_ms = env.created_unix_ms();
+
+    out.instance = InstanceInfo{};
+    if (env.has_instance()) {
+        const auto &i = env.instance();
+        for (const std::string *t : {&i.system_identifier(), &i.server_version(), &i.hostname(), &i.data_directory()})
+            if (t->size() > kMaxValueBytes || !is_valid_text(*t))
+                return DecodeStatus::failure("invalid envelope", "instance facts must be UTF-8 text of at most 4096 bytes");
+        out.instance.present = true;
+        out.instance.system_identifier = i.system_identifier();
+        out.instance.server_version = i.server_version();
+        out.instance.server_version_num = i.server_version_num();
+        out.instance.hostname = i.hostname();
+        out.instance.data_directory = i.data_directory();
+        out.instance.in_recovery = i.in_recovery();
+        out.instance.postmaster_start_unix_ms = i.postmaster_start_unix_ms();
+        out.instance.port = i.port();
+    }
+
+    switch (env.payload_case()) {
+    case v1::Envelope::kMetrics:
+        out.kind = PayloadKind::Metrics;
+        return decode_metrics(env.metrics(), out.metrics);
+    default:
+        out.kind = PayloadKind::None;
+        return DecodeStatus::failure("unknown payload", "the envelope carries no payload this server understands");
+    }
+}
+
+DecodeStatus parse_subject(std::string_view subject, Subject &out)
+{
+    std::vector<std::string_view> tokens;
+    size_t start = 0;
+    while (true) {
+        size_t dot = subject.find('.', start);
+        tokens.push_back(subject.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+        if (dot == std::string_view::npos || tokens.size() > 5)
+            break;
+        start = dot + 1;
+    }
+    if (tokens.size() != 5 || tokens[0] != "fleet" || tokens[1] != "in")
+        return DecodeStatus::failure("invalid subject", "subject must be fleet.in.<namespace>.<agent_id>.<kind>");
+    if (!is_valid_identifier(tokens[2]) || !is_valid_identifier(tokens[3]) || tokens[4].empty())
+        return DecodeStatus::failure("invalid subject", "namespace and agent_id in the subject must match [A-Za-z0-9_-]{1,64}");
+    out.namespace_name = std::string(tokens[2]);
+    out.agent_id = std::string(tokens[3]);
+    out.kind = std::string(tokens[4]);
+    return DecodeStatus::success();
+}
+
+DecodeStatus check_subject(const Subject &subject, const Envelope &envelope)
+{
+    if (subject.agent_id != envelope.agent_id || subject.namespace_name != envelope.namespace_name)
+        return DecodeStatus::failure("subject mismatch", "the envelope names agent \"" + envelope.agent_id + "\" in namespace \"" +
+                                                             envelope.namespace_name + "\" but came on the subject of agent \"" +
+                                                             subject.agent_id + "\" in namespace \"" + subject.namespace_name + "\"");
+    const char *expected = envelope.kind == PayloadKind::Metrics ? "metrics" : "";
+    if (subject.kind != expected)
+        return DecodeStatus::failure("subject mismatch", "a " + std::string(expected) + " payload came on a \"" + subject.kind + "\" subject");
+    return DecodeStatus::success();
+}
+
+} // namespace pgfleet::wire

@@ -1,0 +1,116 @@
+/*
+ * core/wire.h — decoding and validation of the pgfleet wire contract (proto/fleet.proto, v1).
+ *
+ * The ingest worker hands the raw bytes of one NATS message to decode_envelope(). It either fills a
+ * plain-C++ Envelope (no protobuf types leak out, so callers need no generated header) or says why the
+ * message is not acceptable. Everything a producer could get wrong is checked here, in the pure layer,
+ * so that the PostgreSQL-facing code only marshals values that are already known to be valid:
+ *   - schema major version, identifiers (agent, namespace, boot), batch sequence;
+ *   - series declarations (metric names, kinds, unique refs, unique label names);
+ *   - every scrape's refs declared, refs and values of equal length, timestamps in a sane range;
+ *   - the subject the message came on agrees with the envelope it carries.
+ * A failed decode carries a short reason (stable, stored in fleet.dead_letter.reason) and a detail.
+ * This interface is also what the libFuzzer target drives.
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgfleet::wire {
+
+inline constexpr uint32_t kSchemaMajor = 1;
+
+/* A series as declared in a batch: metric, kind ("gauge"/"counter"), unit, labels as canonical JSON. */
+struct SeriesDecl {
+    std::string metric;
+    std::string kind;
+    std::string unit;
+    std::string labels_json; /* {"name":"value",...}, names sorted, always an object */
+};
+
+/* Facts about the monitored instance; present == false when the batch carried none. */
+struct InstanceInfo {
+    bool present = false;
+    std::string system_identifier;
+    std::string server_version;
+    uint32_t server_version_num = 0;
+    std::string hostname;
+    std::string data_directory;
+    bool in_recovery = false;
+    int64_t postmaster_start_unix_ms = 0;
+    uint32_t port = 0;
+};
+
+/* Metric samples in columnar form; sample_series[i] indexes series (0-based). */
+struct MetricBatch {
+    std::vector<SeriesDecl> series;
+    std::vector<int32_t> sample_series;
+    std::vector<int64_t> sample_ts_unix_ms;
+    std::vector<double> sample_value;
+};
+
+enum class PayloadKind { None, Metrics };
+
+struct Envelope {
+    uint32_t schema_major = 0;
+    uint32_t schema_minor = 0;
+    std::string agent_id;
+    std::string boot_id;
+    uint64_t batch_seq = 0;
+    std::string namespace_name;
+    int64_t created_unix_ms = 0;
+    InstanceInfo instance;
+    PayloadKind kind = PayloadKind::None;
+    MetricBatch metrics;
+};
+
+/* Outcome of a decode: ok, or a stable reason plus a human-readable detail. */
+struct DecodeStatus {
+    bool ok = true;
+    std::string reason; /* e.g. "malformed protobuf", "unsupported schema version" */
+    std::string detail;
+
+    static DecodeStatus success() { return {}; }
+    static DecodeStatus failure(std::string reason, std::string detail)
+    {
+        return DecodeStatus{false, std::move(reason), std::move(detail)};
+    }
+};
+
+/* The parts of an agent subject fleet.in.<namespace>.<agent_id>.<kind>. */
+struct Subject {
+    std::string namespace_name;
+    std::string agent_id;
+    std::string kind;
+};
+
+/* Decodes and validates one message body into out. */
+DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out);
+
+/* Splits an agent subject; fails unless it has exactly the five tokens of the contract. */
+DecodeStatus parse_subject(std::string_view subject, Subject &out);
+
+/* Checks that the envelope travelled on the subject that belongs to it (namespace, agent, kind). */
+DecodeStatus check_subject(const Subject &subject, const Envelope &envelope);
+
+/* True for identifiers allowed as agent ids and namespaces: [A-Za-z0-9_-]{1,64}. */
+bool is_valid_identifier(std::string_view s);
+
+/* The instance facts as a JSON object ({} when absent), for the ingest SQL function. */
+std::string instance_to_json(const InstanceInfo &instance);
+
+/* The whole envelope as JSON (fleet.decode_envelope: inspecting dead letters and traffic). */
+std::string envelope_to_json(const Envelope &envelope);
+
+/* s with every byte that is not part of well-formed UTF-8 (or is NUL) replaced by '?': safe to store
+ * as PostgreSQL text, e.g. a hostile subject in a dead-letter row. */
+std::string to_valid_text(std::string_view s);
+
+/* Appends s to out as a JSON string literal (quotes and escapes included). */
+void append_json_string(std::string &out, std::string_view s);
+
+} // namespace pgfleet::wire

@@ -1,0 +1,132 @@
+/*
+ * tests/tools/fleet_publish.cpp — a producer of known batches, for integration and fault tests.
+ *
+ * Publishes COUNT metric batches for one agent to JetStream, exactly as an agent would (subject,
+ * Nats-Msg-Id, wire v1 Envelope), each batch with SERIES gauge series "test.value" {i="k"} and one scrape
+ * whose timestamp is BASE_MS + seq * 1000 and whose values are seq * 1000 + k. Tests can therefore
+ * compute in SQL exactly which samples must exist (count and checksum). Options:
+ *   --url URL --namespace NS --agent ID --boot BOOT --first-seq N --count N --series N --base-ms MS
+ *   --garbage-at SEQ   publish raw garbage instead of batch SEQ (a poison message; seq is skipped)
+ *   --republish        publish each batch twice, with and without Nats-Msg-Id (duplicates on purpose)
+ * Every publish waits for its PubAck (retrying for up to 30 s while the stream is unavailable), so
+ * when the tool exits 0 every batch is in the stream.
+ */
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include <nats/nats.h>
+
+#include "fleet.pb.h"
+
+namespace {
+
+struct Options {
+    std::string url = "nats://127.0.0.1:4222", ns = "default", agent = "test-agent", boot = "boot-1";
+    long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1;
+    bool republish = false;
+};
+
+/* Publishes one message with an optional Msg-Id, retrying until the stream acknowledges it. */
+bool publish(jsCtx *js, const std::string &subject, const std::string &body, const std::string &msg_id)
+{
+    for (int attempt = 0; attempt < 300; attempt++) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 2000;
+        if (!msg_id.empty())
+            po.MsgId = msg_id.c_str();
+        jsPubAck *ack = nullptr;
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        natsStatus s = js_Publish(&ack, js, subject.c_str(), body.data(), static_cast<int>(body.size()), &po, &jerr);
+        if (ack != nullptr)
+            jsPubAck_Destroy(ack);
+        if (s == NATS_OK)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    Options o;
+    for (int i = 1; i + 1 < argc || (i < argc && !strcmp(argv[i], "--republish")); i += 2) {
+        std::string k = argv[i];
+        if (k == "--republish") { o.republish = true; i--; continue; }
+        std::string v = argv[i + 1];
+        if (k == "--url") o.url = v;
+        else if (k == "--namespace") o.ns = v;
+        else if (k == "--agent") o.agent = v;
+        else if (k == "--boot") o.boot = v;
+        else if (k == "--first-seq") o.first_seq = atoll(v.c_str());
+        else if (k == "--count") o.count = atoll(v.c_str());
+        else if (k == "--series") o.series = atoll(v.c_str());
+        else if (k == "--base-ms") o.base_ms = atoll(v.c_str());
+        else if (k == "--garbage-at") o.garbage_at = atoll(v.c_str());
+        else { fprintf(stderr, "fleet_publish: unknown option %s\n", k.c_str()); return 2; }
+    }
+    natsConnection *nc = nullptr;
+    jsCtx *js = nullptr;
+    natsOptions *opts = nullptr;
+    natsOptions_Create(&opts);
+    natsOptions_SetURL(opts, o.url.c_str());
+    natsOptions_SetMaxReconnect(opts, -1);
+    natsOptions_SetReconnectWait(opts, 100);
+    natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+    if (natsConnection_Connect(&nc, opts) != NATS_OK || natsConnection_JetStream(&js, nc, nullptr) != NATS_OK) {
+        fprintf(stderr, "fleet_publish: cannot connect to %s\n", o.url.c_str());
+        return 1;
+    }
+    const std::string subject = "fleet.in." + o.ns + "." + o.agent + ".metrics";
+    for (long long seq = o.first_seq; seq < o.first_seq + o.count; seq++) {
+        std::string body;
+        if (seq == o.garbage_at) {
+            body = std::string("\xff\xfe not a protobuf envelope \x01\x02", 30);
+        } else {
+            pgfleet::wire::v1::Envelope env;
+            env.set_schema_major(1);
+            env.set_agent_id(o.agent);
+            env.set_boot_id(o.boot);
+            env.set_batch_seq(static_cast<uint64_t>(seq));
+            env.set_namespace_(o.ns);
+            env.set_created_unix_ms(o.base_ms + seq * 1000);
+            if (seq == o.first_seq) {
+                auto *inst = env.mutable_instance();
+                inst->set_hostname("host-" + o.agent);
+                inst->set_server_version("15.0");
+                inst->set_system_identifier("7000000000000000001");
+            }
+            auto *m = env.mutable_metrics();
+            auto *scrape = m->add_scrapes();
+            scrape->set_ts_unix_ms(o.base_ms + seq * 1000);
+            for (long long k = 0; k < o.series; k++) {
+                auto *d = m->add_series();
+                d->set_ref(static_cast<uint32_t>(k));
+                d->set_metric("test.value");
+                d->set_kind(pgfleet::wire::v1::GAUGE);
+                auto *l = d->add_labels();
+                l->set_name("i");
+                l->set_value(std::to_string(k));
+                scrape->add_refs(static_cast<uint32_t>(k));
+                scrape->add_values(static_cast<double>(seq * 1000 + k));
+            }
+            env.SerializeToString(&body);
+        }
+        std::string msg_id = o.agent + ":" + o.boot + ":" + std::to_string(seq);
+        if (!publish(js, subject, body, msg_id) || (o.republish && !publish(js, subject, body, ""))) {
+            fprintf(stderr, "fleet_publish: batch %lld not acknowledged within 30 s\n", seq);
+            return 1;
+        }
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(opts);
+    printf("fleet_publish: %lld batches published to %s\n", o.count, subject.c_str());
+    return 0;
+}
