@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "fleet.pb.h"
+#include <google/protobuf/stubs/logging.h>
 
 namespace pgfleet::wire {
 
@@ -243,6 +244,13 @@ void append_json_string(std::string &out, std::string_view s)
 
 DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
 {
+    /* libprotobuf logs parse problems to stderr; inside a server that would let any producer write
+     * to the server log. Our DecodeStatus already says what went wrong. */
+    static const bool quiet = [] {
+        google::protobuf::SetLogHandler(nullptr);
+        return true;
+    }();
+    (void) quiet;
     if (size > kMaxMessageBytes)
         return DecodeStatus::failure("too large", "message of " + std::to_string(size) + " bytes exceeds 64 MiB");
     v1::Envelope env;

@@ -1,0 +1,22 @@
+// The agent's two entry points after the command line is parsed: the collection loop and --check.
+#pragma once
+
+#include "agent/config.h"
+
+#include <string>
+
+namespace pgfleet::agent {
+
+// Installs SIGTERM/SIGINT/SIGHUP handlers and the self-pipe they write to; false with *error on failure.
+bool install_signal_handlers(std::string *error);
+
+// Runs the agent in the foreground until SIGTERM/SIGINT; with once=true collects and publishes one batch
+// (plus anything already spooled) and returns. Returns the process exit code: 0, or 1 when the spool
+// cannot be opened or, with once, when batches are left unpublished.
+int run_agent(const AgentConfig &config, bool once);
+
+// Checks (read-only) the spool directory, PostgreSQL and NATS, printing one line per check on stdout; returns 0
+// when everything passed, 1 otherwise. The configuration file itself was validated by the caller.
+int run_check(const AgentConfig &config);
+
+}  // namespace pgfleet::agent

@@ -1,0 +1,86 @@
+// See batch.h.
+#include "agent/batch.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace pgfleet::agent {
+
+bool InstanceFacts::operator==(const InstanceFacts &other) const {
+    return system_identifier == other.system_identifier && server_version == other.server_version &&
+           server_version_num == other.server_version_num && hostname == other.hostname &&
+           data_directory == other.data_directory && in_recovery == other.in_recovery &&
+           postmaster_start_unix_ms == other.postmaster_start_unix_ms && port == other.port;
+}
+
+void BatchBuilder::begin(std::string_view agent_id, std::string_view namespace_name, std::string_view boot_id,
+                         uint64_t batch_seq, int64_t ts_unix_ms) {
+    envelope_.Clear();
+    envelope_.set_schema_major(kSchemaMajor);
+    envelope_.set_schema_minor(kSchemaMinor);
+    envelope_.set_agent_id(agent_id.data(), agent_id.size());
+    envelope_.set_namespace_(namespace_name.data(), namespace_name.size());
+    envelope_.set_boot_id(boot_id.data(), boot_id.size());
+    envelope_.set_batch_seq(batch_seq);
+    envelope_.set_created_unix_ms(ts_unix_ms);
+    batch_ = envelope_.mutable_metrics();
+    scrape_ = batch_->add_scrapes();
+    scrape_->set_ts_unix_ms(ts_unix_ms);
+}
+
+void BatchBuilder::set_instance(const InstanceFacts &facts) {
+    wire::v1::InstanceInfo *info = envelope_.mutable_instance();
+    info->set_system_identifier(facts.system_identifier);
+    info->set_server_version(facts.server_version);
+    info->set_server_version_num(facts.server_version_num);
+    info->set_hostname(facts.hostname);
+    info->set_data_directory(facts.data_directory);
+    info->set_in_recovery(facts.in_recovery);
+    info->set_postmaster_start_unix_ms(facts.postmaster_start_unix_ms);
+    info->set_port(facts.port);
+}
+
+void BatchBuilder::add(std::string_view metric, wire::v1::MetricKind kind, std::string_view unit,
+                       std::initializer_list<LabelRef> labels, double value) {
+    if (scrape_ == nullptr) {
+        fprintf(stderr, "pgfleet-agent: BatchBuilder::add called before begin\n");
+        abort();
+    }
+    sorted_labels_.assign(labels.begin(), labels.end());
+    std::sort(sorted_labels_.begin(), sorted_labels_.end(),
+              [](const LabelRef &a, const LabelRef &b) { return a.name < b.name; });
+    for (size_t i = 1; i < sorted_labels_.size(); i++) {
+        if (sorted_labels_[i].name == sorted_labels_[i - 1].name) {
+            fprintf(stderr, "pgfleet-agent: duplicate label \"%.*s\" on metric %.*s\n",
+                    static_cast<int>(sorted_labels_[i].name.size()), sorted_labels_[i].name.data(),
+                    static_cast<int>(metric.size()), metric.data());
+            abort();
+        }
+    }
+
+    uint32_t ref = static_cast<uint32_t>(batch_->series_size());
+    wire::v1::SeriesDecl *series = batch_->add_series();
+    series->set_ref(ref);
+    series->set_metric(metric.data(), metric.size());
+    series->set_kind(kind);
+    series->set_unit(unit.data(), unit.size());
+    for (const LabelRef &label : sorted_labels_) {
+        wire::v1::Label *out = series->add_labels();
+        out->set_name(label.name.data(), label.name.size());
+        out->set_value(label.value.data(), label.value.size());
+    }
+    scrape_->add_refs(ref);
+    scrape_->add_values(value);
+}
+
+const std::string &BatchBuilder::seal() {
+    if (!envelope_.SerializeToString(&bytes_)) {
+        fprintf(stderr, "pgfleet-agent: could not serialize envelope (batch_seq %llu)\n",
+                static_cast<unsigned long long>(envelope_.batch_seq()));
+        abort();
+    }
+    return bytes_;
+}
+
+}  // namespace pgfleet::agent

@@ -1,0 +1,147 @@
+// See config.h. Validation is strict and done once at start-up; nothing here is on the collection path.
+// The libpq connection string is checked with PQconninfoParse so that a typo in [postgres] conninfo is a
+// configuration error rather than a connection failure reported every interval.
+#include "agent/config.h"
+
+#include <libpq-fe.h>
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace pgfleet::agent {
+
+namespace {
+
+// Rejects any key of table (named table_name in messages, "" for the root) that is not in allowed.
+void reject_unknown_keys(const toml::table &table, std::string_view table_name,
+                         std::initializer_list<std::string_view> allowed) {
+    for (const auto &[key, node] : table) {
+        bool known = false;
+        for (std::string_view name : allowed) known = known || key.str() == name;
+        if (!known) {
+            std::string full = table_name.empty() ? std::string(key.str())
+                                                  : std::string(table_name) + "." + std::string(key.str());
+            throw ConfigError("unknown key \"" + full + "\"");
+        }
+    }
+}
+
+// Returns the string at key, or fallback when absent and not required; throws on a wrong type.
+std::string get_string(const toml::table &table, std::string_view key, std::string_view display_name,
+                       bool required, std::string_view fallback) {
+    const toml::node *node = table.get(key);
+    if (node == nullptr) {
+        if (required) throw ConfigError(std::string(display_name) + " is required");
+        return std::string(fallback);
+    }
+    const auto *value = node->as_string();
+    if (value == nullptr) throw ConfigError(std::string(display_name) + " must be a string");
+    return value->get();
+}
+
+// Returns the sub-table at key (an empty table when absent); throws when key is not a table.
+const toml::table &get_table(const toml::table &root, std::string_view key) {
+    static const toml::table empty;
+    const toml::node *node = root.get(key);
+    if (node == nullptr) return empty;
+    const toml::table *table = node->as_table();
+    if (table == nullptr) throw ConfigError(std::string(key) + " must be a table ([" + std::string(key) + "])");
+    return *table;
+}
+
+// Checks that every comma-separated URL has a nats:// or tls:// scheme and a host part.
+void validate_nats_urls(const std::string &urls) {
+    if (urls.empty()) throw ConfigError("nats.url must not be empty");
+    std::stringstream stream(urls);
+    std::string url;
+    while (std::getline(stream, url, ',')) {
+        size_t begin = url.find_first_not_of(' ');
+        size_t end = url.find_last_not_of(' ');
+        url = begin == std::string::npos ? "" : url.substr(begin, end - begin + 1);
+        size_t scheme_end = url.find("://");
+        std::string scheme = scheme_end == std::string::npos ? "" : url.substr(0, scheme_end);
+        if (scheme != "nats" && scheme != "tls")
+            throw ConfigError("nats.url must be a list of nats:// or tls:// urls, got \"" + url + "\"");
+        if (url.size() == scheme_end + 3) throw ConfigError("nats.url \"" + url + "\" has no host");
+    }
+}
+
+}  // namespace
+
+bool is_valid_subject_token(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (char c : name) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+AgentConfig parse_config(std::string_view toml_text, std::string_view source_name) {
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, source_name);
+    } catch (const toml::parse_error &error) {
+        std::ostringstream message;
+        message << "syntax error at line " << error.source().begin.line << ", column "
+                << error.source().begin.column << ": " << error.description();
+        throw ConfigError(message.str());
+    }
+
+    reject_unknown_keys(root, "", {"agent_id", "namespace", "interval_seconds", "spool_dir", "postgres", "nats"});
+    const toml::table &postgres = get_table(root, "postgres");
+    const toml::table &nats = get_table(root, "nats");
+    reject_unknown_keys(postgres, "postgres", {"conninfo"});
+    reject_unknown_keys(nats, "nats", {"url"});
+
+    AgentConfig config;
+    config.agent_id = get_string(root, "agent_id", "agent_id", true, "");
+    if (!is_valid_subject_token(config.agent_id))
+        throw ConfigError("agent_id must match [A-Za-z0-9_-]{1,64}, got \"" + config.agent_id + "\"");
+
+    config.namespace_name = get_string(root, "namespace", "namespace", false, "default");
+    if (!is_valid_subject_token(config.namespace_name))
+        throw ConfigError("namespace must match [A-Za-z0-9_-]{1,64}, got \"" + config.namespace_name + "\"");
+
+    if (const toml::node *node = root.get("interval_seconds")) {
+        const auto *value = node->as_integer();
+        if (value == nullptr) throw ConfigError("interval_seconds must be an integer");
+        if (value->get() < 1 || value->get() > 3600)
+            throw ConfigError("interval_seconds must be between 1 and 3600");
+        config.interval_seconds = static_cast<int>(value->get());
+    }
+
+    config.spool_dir = get_string(root, "spool_dir", "spool_dir", true, "");
+    if (config.spool_dir.empty() || config.spool_dir[0] != '/')
+        throw ConfigError("spool_dir must be an absolute path, got \"" + config.spool_dir + "\"");
+
+    config.postgres_conninfo = get_string(postgres, "conninfo", "postgres.conninfo", true, "");
+    char *parse_error = nullptr;
+    PQconninfoOption *options = PQconninfoParse(config.postgres_conninfo.c_str(), &parse_error);
+    if (options == nullptr) {
+        std::string reason = parse_error != nullptr ? parse_error : "out of memory";
+        PQfreemem(parse_error);
+        while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+        throw ConfigError("postgres.conninfo is not a valid connection string: " + reason);
+    }
+    PQconninfoFree(options);
+
+    config.nats_url = get_string(nats, "url", "nats.url", false, "nats://127.0.0.1:4222");
+    validate_nats_urls(config.nats_url);
+    return config;
+}
+
+AgentConfig load_config(const std::string &path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw ConfigError(std::string("could not open file: ") + strerror(errno));
+    std::ostringstream text;
+    text << file.rdbuf();
+    if (file.bad()) throw ConfigError(std::string("could not read file: ") + strerror(errno));
+    return parse_config(text.str(), path);
+}
+
+}  // namespace pgfleet::agent

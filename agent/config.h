@@ -1,0 +1,47 @@
+// Agent configuration: the TOML file described in docs/interfaces.md, parsed with toml++.
+//
+//   agent_id = "central"            # required, [A-Za-z0-9_-]{1,64}
+//   namespace = "default"           # optional (default "default"), [A-Za-z0-9_-]{1,64}
+//   interval_seconds = 10           # optional (default 10), integer 1..3600
+//   spool_dir = "/var/lib/pgfleet/agent/spool"   # required, absolute path
+//   [postgres]
+//   conninfo = "host=/run/postgresql port=5432 dbname=postgres"   # required, a libpq connection string
+//   [nats]
+//   url = "nats://127.0.0.1:4222"   # optional (default shown), comma-separated nats:// or tls:// URLs
+//
+// Unknown keys are rejected (a typo must not silently fall back to a default). Every error names the key
+// and says why, in lower case, so the caller can print
+//   pgfleet-agent: invalid configuration "/x.toml": interval_seconds must be between 1 and 3600
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace pgfleet::agent {
+
+struct AgentConfig {
+    std::string agent_id;
+    std::string namespace_name = "default";
+    int interval_seconds = 10;
+    std::string spool_dir;
+    std::string postgres_conninfo;
+    std::string nats_url = "nats://127.0.0.1:4222";
+};
+
+// Thrown for any unreadable or invalid configuration; what() is the reason without the file name.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Parses and validates configuration text; source_name is used only in TOML syntax error positions.
+AgentConfig parse_config(std::string_view toml_text, std::string_view source_name);
+
+// Reads the file at path and parses it with parse_config.
+AgentConfig load_config(const std::string &path);
+
+// True when name matches [A-Za-z0-9_-]{1,64} (agent ids and namespaces appear in NATS subjects).
+bool is_valid_subject_token(std::string_view name);
+
+}  // namespace pgfleet::agent

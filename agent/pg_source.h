@@ -1,0 +1,67 @@
+// Reading the monitored PostgreSQL instance over libpq (client side only; the agent is not server code).
+//
+// One persistent connection, opened lazily and dropped on any error (the next interval reconnects). The
+// user's conninfo is parsed with PQconninfoParse and extended with
+//   application_name=pgfleet-agent, connect_timeout=2,
+//   options += "-c statement_timeout=5s -c lock_timeout=1s"
+// so the agent's own queries are bounded on the server, and is identifiable in pg_stat_activity.
+//
+// Nothing blocks for long: connecting uses PQconnectStartParams/PQconnectPoll and queries use
+// PQsendQuery/PQconsumeInput, both waiting with poll() in slices of at most 200 ms and checking the
+// caller's abort predicate (a SIGTERM) between slices. Deadlines: 2 s to connect, 6 s per query (server
+// statement_timeout 5 s plus a margin); past a deadline the connection is dropped (no PQcancel: it
+// would be a blocking connect of its own, and statement_timeout already ends the query on the server).
+#pragma once
+
+#include "agent/batch.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace pgfleet::agent {
+
+// One row of pg_stat_database (datname not null); counters as doubles, the wire type.
+struct DatabaseStats {
+    std::string datname;
+    double xact_commit = 0;
+    double xact_rollback = 0;
+    double blks_hit = 0;
+    double blks_read = 0;
+    double numbackends = 0;
+};
+
+class PgSource {
+public:
+    // should_abort is polled between waits; returning true abandons the current connect or query.
+    PgSource(std::string conninfo, std::function<bool()> should_abort);
+    ~PgSource();
+    PgSource(const PgSource &) = delete;
+    PgSource &operator=(const PgSource &) = delete;
+
+    // Connects if not connected; false with *error set when the server cannot be reached.
+    bool ensure_connected(std::string *error);
+
+    // Reads pg_stat_database into *databases (reusing its elements) and the instance facts into *facts
+    // (hostname is left as is: it is the agent host's name, filled by the caller). On failure the
+    // connection is dropped and *error is set.
+    bool collect(std::vector<DatabaseStats> *databases, InstanceFacts *facts, std::string *error);
+
+    bool connected() const { return conn_ != nullptr; }
+    void disconnect();
+
+private:
+    // Runs sql and returns its single result when it is PGRES_TUPLES_OK; nullptr with *error set otherwise.
+    PGresult *run_query(const char *sql, std::string *error);
+    // Waits up to the deadline (ms, CLOCK_MONOTONIC) for the socket to be readable/writable in 200 ms slices.
+    bool wait_socket(bool for_write, int64_t deadline_ms, std::string *error);
+
+    std::string conninfo_;
+    std::function<bool()> should_abort_;
+    PGconn *conn_ = nullptr;
+};
+
+}  // namespace pgfleet::agent
