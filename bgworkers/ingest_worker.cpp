@@ -10,7 +10,7 @@
  *                                                  that is not the messages' (e.g. DROP EXTENSION)
  *
  * One loop iteration in Running:
- *   1. fetch up to pgfleet.batch_size messages (waits at most 1 s, so interrupts are seen every second);
+ *   1. fetch up to pgfleet.batch_size messages (waits at most 0.5 s, so interrupts are seen twice a second);
  *   2. decode and validate every message in the pure layer (core/wire), outside any transaction;
  *   3. one transaction: per message a subtransaction that calls fleet._ingest_metrics(), which checks
  *      and writes the ledger row (agent_id, boot_id, batch_seq) and the samples together. A batch the
@@ -47,7 +47,7 @@ PGDLLEXPORT void pgfleet_ingest_main(Datum main_arg);
 namespace pgfleet {
 namespace {
 
-constexpr long kFetchTimeoutMs = 1000;
+constexpr long kFetchTimeoutMs = 500; /* bounds how long SIGTERM waits for a fetch */
 constexpr long kFlushTimeoutMs = 1000;
 constexpr long kRetryDelayMs = 1000;
 constexpr long kNakDelayMs = 2000;

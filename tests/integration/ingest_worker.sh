@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# tests/integration/ingest_worker.sh — the ingest worker against a real PostgreSQL and a real
+# nats-server, fed by tests/tools/fleet_publish with known batches, so every expectation is exact:
+#   - a poison message mid-stream lands in fleet.dead_letter; the worker survives it and the rest of
+#     the stream is stored exactly once (count and checksum);
+#   - republishing the same batches (redelivery, duplicates) changes nothing;
+#   - SIGTERM stops the worker within a second; the launcher restarts it and ingestion goes on;
+#   - nats-server killed with SIGKILL and restarted while a producer publishes: every batch once;
+#   - the server log never says "terminated by signal".
+# Private directories, a free NATS port, a Unix-socket-only PostgreSQL: runs beside copies of itself.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$top/build}
+bindir=/usr/lib/postgresql/15/bin
+publish=$build/tests/fleet_publish
+work=$(mktemp -d /tmp/pgfleet-integration.XXXXXX)
+as_postgres=()
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$work"; as_postgres=(runuser -u postgres --); fi
+passed=0 failed=0 test_no=0 nats_pid=
+
+# ok NAME COND-COMMAND...: one TAP-style check.
+ok() {
+  local name=$1; shift; test_no=$((test_no + 1))
+  if "$@"; then echo "ok $test_no - $name"; passed=$((passed + 1)); else echo "not ok $test_no - $name"; failed=$((failed + 1)); fi
+}
+sql() { "${as_postgres[@]}" psql -X -qAt -h "$work" -d postgres -c "$1"; }
+# wait_for SECONDS SQL-BOOLEAN: polls until the query returns t.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  while [ $SECONDS -lt $deadline ]; do [ "$(sql "$2" 2>/dev/null)" = t ] && return 0; sleep 0.2; done
+  return 1
+}
+start_nats() {
+  nats-server -js -a 127.0.0.1 -p "$1" -sd "$work/js" --ports_file_dir "$work" > "$work/nats.log" 2>&1 &
+  nats_pid=$!
+  disown "$nats_pid"
+}
+cleanup() {
+  [ -n "$nats_pid" ] && kill -9 "$nats_pid" 2>/dev/null
+  "${as_postgres[@]}" "$bindir/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+make -s -C "$top/tests/tools" BUILD="$build" >/dev/null || { echo "fleet_publish did not build"; echo "integration: 0 passed, 1 failed"; exit 1; }
+
+# NATS on a free port (-1), read back from its ports file.
+start_nats -1
+for _ in $(seq 50); do ls "$work"/*.ports >/dev/null 2>&1 && break; sleep 0.1; done
+nats_port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work"/*.ports | head -1)
+nats_url="nats://127.0.0.1:$nats_port"
+
+"${as_postgres[@]}" "$bindir/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
+cat >> "$work/pg/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$work'
+shared_preload_libraries = 'pgfleet'
+pgfleet.database = 'postgres'
+pgfleet.nats_url = '$nats_url'
+pgfleet.batch_size = 100
+CONF
+"${as_postgres[@]}" "$bindir/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+sql "CREATE EXTENSION pgfleet" >/dev/null
+
+# 1. 50 batches of 4 series, batch 20 replaced by garbage.
+"$publish" --url "$nats_url" --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 >/dev/null
+ok "49 good batches stored and the poison message dead-lettered" \
+  wait_for 30 "SELECT (SELECT count(*) FROM fleet.ingest_ledger) = 49 AND (SELECT count(*) FROM fleet.dead_letter) = 1"
+worker_pid=$(sql "SELECT pid FROM fleet.worker_status WHERE worker = 0")
+# sum over seq in 1..50 except 20 of (seq*1000*4 + 0+1+2+3)
+ok "every sample exactly once (count and checksum)" \
+  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample")" = "196/196/$(( (1275 - 20) * 4000 + 49 * 6 ))"
+ok "the dead letter keeps reason, subject, sequence and raw bytes" \
+  test "$(sql "SELECT reason || '|' || subject || '|' || stream_seq || '|' || length(raw) FROM fleet.dead_letter")" = "malformed protobuf|fleet.in.default.poison-test.metrics|20|30"
+ok "the worker survived the poison message (same pid, running, 1 dead letter)" \
+  test "$(sql "SELECT pid = $worker_pid AND state = 'running' AND dead_letters = 1 FROM fleet.worker_status")" = t
+
+# 2. The same 50 batches again, each twice (with and without Msg-Id): the ledger absorbs them.
+"$publish" --url "$nats_url" --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 --republish >/dev/null
+ok "redelivered batches are recognised as duplicates" \
+  wait_for 30 "SELECT duplicates >= 49 FROM fleet.worker_status"
+# The garbage sent again without a Msg-Id is a new message, so it is a second dead letter.
+ok "duplicates changed nothing; the resent garbage is a second dead letter" \
+  test "$(sql "SELECT count(*) FROM fleet.sample")/$(sql "SELECT count(*) FROM fleet.dead_letter")" = "196/2"
+
+# 3. SIGTERM: the worker is gone within a second; the launcher starts a new one.
+kill -TERM "$worker_pid"
+start_ns=$(date +%s%N)
+while kill -0 "$worker_pid" 2>/dev/null; do sleep 0.01; [ $(( ($(date +%s%N) - start_ns) / 1000000 )) -gt 3000 ] && break; done
+stop_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "# worker stopped ${stop_ms} ms after SIGTERM"
+ok "SIGTERM stops the ingest worker within 1 s (${stop_ms} ms)" test "$stop_ms" -lt 1000
+ok "the launcher restarts the worker" \
+  wait_for 20 "SELECT pid IS NOT NULL AND pid <> $worker_pid AND state = 'running' FROM fleet.worker_status"
+"$publish" --url "$nats_url" --agent poison-test --boot b2 --count 10 --series 4 --base-ms 1767312000000 >/dev/null
+ok "the restarted worker ingests" wait_for 20 "SELECT count(*) = 59 FROM fleet.ingest_ledger"
+
+# 4. nats-server killed with SIGKILL while a producer publishes, then restarted on the same port.
+"$publish" --url "$nats_url" --agent nats-kill --boot b1 --count 300 --series 2 > "$work/producer.log" 2>&1 &
+producer=$!
+sleep 0.5
+kill -9 "$nats_pid"; while kill -0 "$nats_pid" 2>/dev/null; do sleep 0.05; done
+sleep 2
+start_nats "$nats_port"
+wait "$producer"; producer_rc=$?
+ok "the producer got every batch acknowledged across the NATS restart" test "$producer_rc" -eq 0
+ok "all 300 batches stored exactly once after the NATS restart" \
+  wait_for 60 "SELECT count(*) = 300 FROM fleet.ingest_ledger WHERE agent_id = 'nats-kill'"
+ok "no duplicate sample anywhere" \
+  test "$(sql "SELECT count(*) = count(DISTINCT (series_id, ts)) FROM fleet.sample")" = t
+ok "nats-kill checksum exact" \
+  test "$(sql "SELECT sum(value) FROM fleet.sample s JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'nats-kill'")" = "$(( 45150 * 2000 + 300 ))"
+
+ok "no server process was terminated by a signal" bash -c "! grep -q 'terminated by signal' '$work/pg.log'"
+if [ "$failed" -gt 0 ]; then echo "# --- server log ---"; tail -40 "$work/pg.log"; sql "SELECT * FROM fleet.worker_status"; fi
+echo "integration: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
