@@ -47,6 +47,16 @@ PGDLLEXPORT void pgfleet_ingest_main(Datum main_arg);
 namespace pgfleet {
 namespace {
 
+/* before_shmem_exit callback: the slot says the worker stopped (runs on every exit, FATAL included). */
+void release_worker_slot(int, Datum slot_datum)
+{
+    int slot = DatumGetInt32(slot_datum);
+    WorkerCounters c = read_worker_slot(slot);
+    c.pid = 0;
+    c.state = WorkerState::Stopped;
+    write_worker_slot(slot, c);
+}
+
 constexpr long kFetchTimeoutMs = 500; /* bounds how long SIGTERM waits for a fetch */
 constexpr long kFlushTimeoutMs = 1000;
 constexpr long kRetryDelayMs = 1000;
@@ -69,11 +79,10 @@ struct DecodedMessage {
 
 class IngestWorker {
 public:
-    explicit IngestWorker(int slot) : slot_(slot)
+    IngestWorker(int slot, MemoryContext batch_context) : slot_(slot), batch_context_(batch_context)
     {
         counters_.pid = MyProcPid;
         counters_.started_at = GetCurrentTimestamp();
-        batch_context_ = AllocSetContextCreate(TopMemoryContext, "pgfleet ingest batch", ALLOCSET_DEFAULT_SIZES);
     }
 
     /* Runs until SIGTERM (which exits through die() and FATAL). */
@@ -110,6 +119,7 @@ private:
     bool told_nats_down_ = false;
     bool told_extension_missing_ = false;
     std::string nats_url_in_use_;
+    std::string nats_credentials_in_use_;
 };
 
 void IngestWorker::set_state(WorkerState state)
@@ -142,7 +152,7 @@ void IngestWorker::reload_settings_if_asked()
         return;
     ConfigReloadPending = false;
     pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
-    if (nats_url_in_use_ != setting_nats_url) {
+    if (nats_url_in_use_ != setting_nats_url || nats_credentials_in_use_ != setting_nats_credentials) {
         consumer_.close();
         set_state(WorkerState::ConnectingToNats);
     }
@@ -152,6 +162,11 @@ void IngestWorker::run()
 {
     set_state(WorkerState::ConnectingToNats);
     for (;;) {
+        /* Everything PostgreSQL allocates outside transactions in one iteration (error copies, batch
+         * arrays, dead-letter details) lives in batch_context, emptied here every time. */
+        MemoryContextSwitchTo(TopMemoryContext);
+        MemoryContextReset(batch_context_);
+        MemoryContextSwitchTo(batch_context_);
         CHECK_FOR_INTERRUPTS();
         reload_settings_if_asked();
         switch (state_) {
@@ -171,8 +186,12 @@ void IngestWorker::connect_to_nats()
     settings.credentials_file = setting_nats_credentials;
     settings.client_name = "pgfleet-ingest-" + std::to_string(slot_);
     std::string error;
-    if (consumer_.connect(settings, error) == js::Result::Ok) {
+    /* Read-only look at PostgreSQL's interrupt flags (set by signal handlers), so that SIGTERM during
+     * a slow connect is served within one connect step. */
+    auto interrupted = [] { return InterruptPending || ConfigReloadPending; };
+    if (consumer_.connect(settings, error, interrupted) == js::Result::Ok) {
         nats_url_in_use_ = settings.url;
+        nats_credentials_in_use_ = settings.credentials_file;
         consecutive_fetch_failures_ = 0;
         ereport(LOG, (errmsg("pgfleet ingest worker %d connected to NATS at %s", slot_, settings.url.c_str()),
                       errdetail("Pulling stream \"%s\" with durable consumer \"%s\".", settings.stream.c_str(),
@@ -181,9 +200,11 @@ void IngestWorker::connect_to_nats()
         set_state(WorkerState::WaitingForExtension);
         return;
     }
+    if (error == "interrupted")
+        return; /* the loop serves the interrupt */
     if (!told_nats_down_)
         ereport(LOG, (errmsg("pgfleet ingest worker %d cannot reach NATS at %s", slot_, settings.url.c_str()),
-                      errdetail("%s.", wire::to_valid_text(error).c_str()),
+                      errdetail("%s", as_sentence(wire::to_valid_text(error)).c_str()),
                       errhint("The worker retries every second and logs again once it is connected.")));
     told_nats_down_ = true;
     note_error(error);
@@ -194,6 +215,7 @@ void IngestWorker::connect_to_nats()
 void IngestWorker::wait_for_extension()
 {
     bool present = false;
+    std::string failure;
     try {
         pg_call([&] {
             StartTransactionCommand();
@@ -201,8 +223,11 @@ void IngestWorker::wait_for_extension()
             CommitTransactionCommand();
         });
     } catch (const PgError &e) {
+        failure = e.what();
+    }
+    if (!failure.empty()) {
         pg_call([] { AbortCurrentTransaction(); });
-        note_error(e.what());
+        note_error(failure);
     }
     if (present) {
         if (told_extension_missing_)
@@ -229,7 +254,7 @@ void IngestWorker::fetch_and_store()
     if (r == js::Result::Unavailable) {
         if (!told_nats_down_)
             ereport(LOG, (errmsg("pgfleet ingest worker %d lost NATS", slot_),
-                          errdetail("%s.", wire::to_valid_text(error).c_str())));
+                          errdetail("%s", as_sentence(wire::to_valid_text(error)).c_str())));
         told_nats_down_ = true;
         note_error(error);
         if (++consecutive_fetch_failures_ >= kFetchFailuresBeforeReconnect) {
@@ -245,21 +270,24 @@ void IngestWorker::fetch_and_store()
     told_nats_down_ = false;
     consecutive_fetch_failures_ = 0;
 
-    MemoryContextReset(batch_context_);
     decode_batch();
+    std::string failure;
     try {
-        pg_call([&] {
-            MemoryContextSwitchTo(batch_context_);
-            store_batch();
-        });
+        pg_call([&] { store_batch(); });
     } catch (const PgError &e) {
+        failure = e.what();
+    }
+    if (!failure.empty()) {
         /* Not the messages' fault (the database refused the batch as a whole): retry it later. */
-        std::string message = std::string("batch not stored: ") + e.what();
         pg_call([] { AbortCurrentTransaction(); });
         MemoryContextSwitchTo(batch_context_);
         ereport(LOG, (errmsg("pgfleet ingest worker %d could not store a batch of %zu messages", slot_, batch_.size()),
-                      errdetail("%s", e.what()), errhint("The messages are redelivered; nothing is lost.")));
-        note_error(message);
+                      errdetail("%s", as_sentence(failure).c_str()),
+                      errhint("The messages are redelivered; nothing is lost."),
+                      errcontext("stream FLEET_IN, consumer fleet_ingest, stream sequences %llu to %llu",
+                                 static_cast<unsigned long long>(batch_.meta(0).stream_seq),
+                                 static_cast<unsigned long long>(batch_.meta(batch_.size() - 1).stream_seq))));
+        note_error("batch not stored: " + failure);
         nak_batch();
         set_state(WorkerState::WaitingForExtension);
         wait_ms(kRetryDelayMs);
@@ -356,10 +384,16 @@ void IngestWorker::store_batch()
             RollbackAndReleaseCurrentSubTransaction();
             MemoryContextSwitchTo(outer_context);
             CurrentResourceOwner = outer_owner;
-            int category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-            if (category != ERRCODE_DATA_EXCEPTION && category != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-                ReThrowError(edata); /* not this message's fault: the whole batch is retried */
-            rejection_detail_[i] = edata->message;
+            /* The message's fault: bad data (class 22) or a row no constraint can ever accept (not
+             * null, check). Anything else, foreign-key and unique violations included (a concurrent
+             * change could cause them), is retried with the whole batch. */
+            bool message_fault = ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+                                 edata->sqlerrcode == ERRCODE_NOT_NULL_VIOLATION ||
+                                 edata->sqlerrcode == ERRCODE_CHECK_VIOLATION;
+            if (!message_fault)
+                ReThrowError(edata);
+            /* batch_context outlives the transaction: settle_batch() logs it after the commit */
+            rejection_detail_[i] = MemoryContextStrdup(batch_context_, edata->message);
         }
         PG_END_TRY();
         if (rejection_detail_[i] != nullptr)
@@ -447,11 +481,14 @@ void IngestWorker::settle_batch()
             counters_.duplicates++;
         else if (outcomes_[i] == Outcome::DeadLetter) {
             counters_.dead_letters++;
+            const char *reason = rejection_detail_[i] ? "rejected by database" : decoded_[i].reason.c_str();
+            std::string detail = as_sentence(rejection_detail_[i] ? rejection_detail_[i] : decoded_[i].detail);
             ereport(LOG, (errmsg("pgfleet ingest worker %d put message %llu aside: %s", slot_,
-                                 static_cast<unsigned long long>(meta.stream_seq), decoded_[i].reason.c_str()),
-                          errdetail("%s", rejection_detail_[i] ? "the database rejected its data"
-                                                               : decoded_[i].detail.c_str()),
-                          errcontext("stream FLEET_IN, subject %s", decoded_[i].subject.c_str())));
+                                 static_cast<unsigned long long>(meta.stream_seq), reason),
+                          errdetail("%s", detail.c_str()),
+                          errhint("See fleet.dead_letter; fleet.decode_envelope(raw) shows its content."),
+                          errcontext("stream FLEET_IN, consumer fleet_ingest, stream sequence %llu, subject %s",
+                                     static_cast<unsigned long long>(meta.stream_seq), decoded_[i].subject.c_str())));
         }
     }
     if (settled)
@@ -483,8 +520,10 @@ void pgfleet_ingest_main(Datum main_arg)
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(pgfleet::setting_database, nullptr, 0);
-    pgfleet::guard_entry([slot] {
-        pgfleet::IngestWorker worker(slot);
+    before_shmem_exit(pgfleet::release_worker_slot, Int32GetDatum(slot));
+    MemoryContext batch_context = AllocSetContextCreate(TopMemoryContext, "pgfleet ingest batch", ALLOCSET_DEFAULT_SIZES);
+    pgfleet::guard_entry([slot, batch_context] {
+        pgfleet::IngestWorker worker(slot, batch_context);
         worker.run();
     });
     proc_exit(0);

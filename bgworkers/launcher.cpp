@@ -6,7 +6,9 @@
  * and checks again every second; no worker is started, so nothing restarts in a loop.
  *
  * State per worker slot: no handle (not started) -> handle, running -> stopped (it exited: restarted
- * after at least 5 s, so a worker that fails at once cannot flood the log).
+ * after at least 5 s, so a worker that fails at once cannot flood the log). A worker owns its slot
+ * (pid in shared memory) until it exits; a restarted launcher, which has no handles, leaves a slot
+ * alone while its pid is alive, so no slot ever has two workers.
  *
  * This file holds no C++ object with a destructor: every PostgreSQL call here may ERROR, which in a
  * background worker without an error handler ends the process (the postmaster restarts us).
@@ -117,6 +119,10 @@ void pgfleet_launcher_main(Datum)
                     pfree(handles[i]);
                     handles[i] = nullptr;
                 }
+                /* A worker started by a previous launcher (we were restarted) still owns the slot. */
+                pid = pgfleet::read_worker_slot(i).pid;
+                if (pid != 0 && kill(pid, 0) == 0)
+                    continue;
                 if (last_start[i] != 0 && !TimestampDifferenceExceeds(last_start[i], now, kRestartDelayMs))
                     continue;
                 handles[i] = start_ingest_worker(i);

@@ -140,10 +140,21 @@ bool PullConsumer::is_connected() const
     return impl_->sub != nullptr && natsConnection_Status(impl_->conn) == NATS_CONN_STATUS_CONNECTED;
 }
 
-Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error)
+Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error, const std::function<bool()> &interrupted)
 {
+    auto give_up_if_interrupted = [&] {
+        if (!interrupted())
+            return false;
+        error = "interrupted";
+        impl_->reset();
+        return true;
+    };
     if (!open_library(error))
         return Result::Unavailable;
+    if (interrupted()) {
+        error = "interrupted";
+        return Result::Unavailable;
+    }
     AllSignalsBlocked blocked; /* threads created below inherit this mask */
     impl_->reset();
 
@@ -167,6 +178,8 @@ Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error)
         return Result::Unavailable;
     }
 
+    if (give_up_if_interrupted())
+        return Result::Unavailable;
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = cfg.connect_timeout_ms;
@@ -181,7 +194,7 @@ Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error)
     jsErrCode jerr = static_cast<jsErrCode>(0);
     jsStreamInfo *si = nullptr;
     s = js_GetStreamInfo(&si, impl_->js, cfg.stream.c_str(), nullptr, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+    if ((s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) && !interrupted()) {
         jsStreamConfig sc;
         jsStreamConfig_Init(&sc);
         const char *subjects[] = {cfg.stream_subjects.c_str()};
@@ -207,6 +220,8 @@ Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error)
         return classify(s) == Result::Timeout ? Result::Timeout : Result::Unavailable;
     }
 
+    if (give_up_if_interrupted())
+        return Result::Unavailable;
     /* The durable pull consumer, shared by every ingest worker. */
     jsSubOptions so;
     jsSubOptions_Init(&so);

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -80,9 +81,12 @@ public:
     PullConsumer(const PullConsumer &) = delete;
     PullConsumer &operator=(const PullConsumer &) = delete;
 
-    /* Connects, ensures stream and consumer exist, subscribes. Bounded by connect_timeout_ms (plus
-     * one JetStream API round trip per step, each bounded the same way). */
-    Result connect(const ConsumerSettings &settings, std::string &error);
+    /* Connects, ensures stream and consumer exist, subscribes: up to four steps (connect, stream info,
+     * stream create, subscribe), each bounded by connect_timeout_ms. interrupted() is asked before
+     * every step; when it says true, connect gives up at once (Unavailable, "interrupted") so that
+     * the caller can serve its interrupt within one step's time. */
+    Result connect(const ConsumerSettings &settings, std::string &error,
+                   const std::function<bool()> &interrupted = [] { return false; });
     bool is_connected() const;
     void close();
 

@@ -46,6 +46,16 @@ private:
     std::string message_, detail_, hint_;
 };
 
+/* text as a detail or hint sentence in PostgreSQL's style: capital first letter, final period. */
+inline std::string as_sentence(std::string text)
+{
+    if (!text.empty() && text[0] >= 'a' && text[0] <= 'z')
+        text[0] = static_cast<char>(text[0] - 'a' + 'A');
+    if (!text.empty() && text.back() != '.' && text.back() != '?' && text.back() != '!')
+        text.push_back('.');
+    return text;
+}
+
 /* A PostgreSQL ERROR caught by pg_call, carried across C++ frames; owns its ErrorData. */
 class PgError : public std::exception {
 public:

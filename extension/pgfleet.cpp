@@ -200,7 +200,7 @@ PGFLEET_SQL_FUNCTION(pgfleet_decode_envelope)
     wire::DecodeStatus status = wire::decode_envelope(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), envelope);
     if (!status.ok)
         throw SqlError(ERRCODE_INVALID_BINARY_REPRESENTATION, "invalid pgfleet envelope: " + status.reason,
-                       status.detail + ".", "Only messages of the pgfleet wire contract (proto/fleet.proto) can be decoded.");
+                       as_sentence(status.detail), "Only messages of the pgfleet wire contract (proto/fleet.proto) can be decoded.");
     std::string json = wire::envelope_to_json(envelope);
     Datum result = 0;
     pg_call([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str())); });

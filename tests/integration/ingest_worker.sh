@@ -5,6 +5,11 @@
 #     the stream is stored exactly once (count and checksum);
 #   - republishing the same batches (redelivery, duplicates) changes nothing;
 #   - SIGTERM stops the worker within a second; the launcher restarts it and ingestion goes on;
+#   - a message that decodes but that the database refuses for its data (SQLSTATE 22003) is
+#     dead-lettered as "rejected by database", alone: the rest of its batch is stored;
+#   - a batch the database refuses as a whole (a table renamed away) is retried, not dead-lettered,
+#     and stored exactly once when the table is back;
+#   - a restarted launcher does not start a second worker for a slot;
 #   - nats-server killed with SIGKILL and restarted while a producer publishes: every batch once;
 #   - the server log never says "terminated by signal".
 # Private directories, a free NATS port, a Unix-socket-only PostgreSQL: runs beside copies of itself.
@@ -110,6 +115,33 @@ ok "no duplicate sample anywhere" \
   test "$(sql "SELECT count(*) = count(DISTINCT (series_id, ts)) FROM fleet.sample")" = t
 ok "nats-kill checksum exact" \
   test "$(sql "SELECT sum(value) FROM fleet.sample s JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'nats-kill'")" = "$(( 45150 * 2000 + 300 ))"
+
+# 5. A message the database refuses (port out of integer range): dead-lettered alone.
+"$publish" --url "$nats_url" --agent db-reject --boot b1 --count 5 --series 1 --bad-port-at 3 >/dev/null
+ok "a message the database refuses is dead-lettered as rejected by database, the others stored" \
+  wait_for 20 "SELECT (SELECT count(*) FROM fleet.ingest_ledger WHERE agent_id = 'db-reject') = 4
+               AND (SELECT count(*) FROM fleet.dead_letter WHERE reason = 'rejected by database'
+                    AND detail LIKE '%out of range%' AND subject LIKE '%.db-reject.%') = 1"
+
+# 6. The database refuses whole batches (table renamed away): nothing is acked, nothing lost.
+sql "ALTER TABLE fleet.sample RENAME TO sample_away" >/dev/null
+"$publish" --url "$nats_url" --agent outage --boot b1 --count 20 --series 2 >/dev/null
+ok "batches failing as a whole are retried, not dead-lettered" \
+  wait_for 20 "SELECT errors > 0 AND last_error LIKE 'batch not stored:%' FROM fleet.worker_status"
+dead_before=$(sql "SELECT count(*) FROM fleet.dead_letter")
+sql "ALTER TABLE fleet.sample_away RENAME TO sample" >/dev/null
+ok "after the repair every batch is stored exactly once" \
+  wait_for 30 "SELECT count(*) = 20 FROM fleet.ingest_ledger WHERE agent_id = 'outage'"
+ok "no dead letter came of it" test "$(sql "SELECT count(*) FROM fleet.dead_letter")" = "$dead_before"
+
+# 7. The launcher restarted (SIGTERM) finds its worker still running and starts no second one.
+launcher_pid=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgfleet launcher'")
+kill -TERM "$launcher_pid"
+ok "the launcher is restarted by the postmaster" \
+  wait_for 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgfleet launcher' AND pid <> $launcher_pid"
+sleep 2
+ok "one ingest worker per slot after the launcher restart" \
+  test "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgfleet ingest'")" = 1
 
 ok "no server process was terminated by a signal" bash -c "! grep -q 'terminated by signal' '$work/pg.log'"
 if [ "$failed" -gt 0 ]; then echo "# --- server log ---"; tail -40 "$work/pg.log"; sql "SELECT * FROM fleet.worker_status"; fi

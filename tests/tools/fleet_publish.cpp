@@ -7,6 +7,8 @@
  * compute in SQL exactly which samples must exist (count and checksum). Options:
  *   --url URL --namespace NS --agent ID --boot BOOT --first-seq N --count N --series N --base-ms MS
  *   --garbage-at SEQ   publish raw garbage instead of batch SEQ (a poison message; seq is skipped)
+ *   --bad-port-at SEQ  batch SEQ claims instance port 4000000000: it decodes, but the database refuses
+ *                      it (integer out of range, SQLSTATE 22003), so it must be dead-lettered
  *   --republish        publish each batch twice, with and without Nats-Msg-Id (duplicates on purpose)
  * Every publish waits for its PubAck (retrying for up to 30 s while the stream is unavailable), so
  * when the tool exits 0 every batch is in the stream.
@@ -26,7 +28,7 @@ namespace {
 
 struct Options {
     std::string url = "nats://127.0.0.1:4222", ns = "default", agent = "test-agent", boot = "boot-1";
-    long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1;
+    long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1, bad_port_at = -1;
     bool republish = false;
 };
 
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
         else if (k == "--series") o.series = atoll(v.c_str());
         else if (k == "--base-ms") o.base_ms = atoll(v.c_str());
         else if (k == "--garbage-at") o.garbage_at = atoll(v.c_str());
+        else if (k == "--bad-port-at") o.bad_port_at = atoll(v.c_str());
         else { fprintf(stderr, "fleet_publish: unknown option %s\n", k.c_str()); return 2; }
     }
     natsConnection *nc = nullptr;
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
             env.set_batch_seq(static_cast<uint64_t>(seq));
             env.set_namespace_(o.ns);
             env.set_created_unix_ms(o.base_ms + seq * 1000);
+            if (seq == o.bad_port_at)
+                env.mutable_instance()->set_port(4000000000u);
             if (seq == o.first_seq) {
                 auto *inst = env.mutable_instance();
                 inst->set_hostname("host-" + o.agent);
