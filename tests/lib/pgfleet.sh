@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# tests/lib/pgfleet.sh: helpers shared by pgfleet's shell tests (source it; needs bash).
+#
+# A test gets a private stack: its own state directory under /tmp (mktemp), PostgreSQL on a Unix
+# socket only, nats-server on a free port, the gateway on a free port. Nothing is fixed or shared, so
+# several copies of a test run side by side. Teardown (pgfleetctl down + rm) runs from an EXIT trap.
+#
+#   pf_init NAME                    state dir + traps; sets PF_STATE
+#   pf_stack_up [pgfleetctl up options...]
+#                                   private stack (agent at 1 s, socket only, free ports); loads stack.env
+#   pf_env KEY                      a value from stack.env (parsed, not sourced)
+#   pf_psql SQL                     runs SQL in database postgres; prints unaligned tuples-only output
+#   pf_wait_until SECONDS CMD...    retries CMD every 0.5 s; 0 when it succeeded, 1 on timeout
+#   pf_ok DESC / pf_not_ok DESC DETAIL / pf_check DESC CMD...
+#                                   TAP-like result lines: "ok N - DESC", "not ok N - DESC: DETAIL"
+#   pf_crash_check                  one check: no log under the state dir shows a crashed process
+#   pf_finish                       prints "N passed, N failed"; returns 0 only if nothing failed
+#
+# Environment: PGFLEETCTL (default: the repository's control/pgfleetctl), PF_KEEP=1 keeps the state
+# directory after the test (it is also kept, with log tails printed, when a check failed and
+# PF_KEEP_ON_FAIL=1).
+
+PF_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PGFLEETCTL=${PGFLEETCTL:-$PF_REPO/control/pgfleetctl}
+PF_PSQL=${PF_PSQL:-/usr/lib/postgresql/15/bin/psql}
+PF_STATE=""
+PF_NAME="test"
+PF_PASSED=0
+PF_FAILED=0
+PF_N=0
+
+# pf_log MSG: a diagnostic line (TAP comment) on stdout.
+pf_log() { echo "# $*"; }
+
+# pf_indent: copies stdin to stdout as indented comment lines.
+pf_indent() {
+  local l
+  while IFS= read -r l; do echo "#   $l"; done
+}
+
+# pf_as_owner CMD...: runs CMD as the stack's user (postgres when root), from a directory it can read.
+pf_as_owner() {
+  if [ "$EUID" -eq 0 ]; then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    (cd / && "$@")
+  fi
+}
+
+# pf_init NAME: creates the private state directory and installs the teardown trap.
+pf_init() {
+  PF_NAME=${1:-test}
+  PF_STATE=$(mktemp -d "/tmp/pgfleet-$PF_NAME.XXXXXX") || { echo "pf_init: mktemp failed" >&2; exit 1; }
+  chmod 0700 "$PF_STATE"
+  if [ "$EUID" -eq 0 ]; then chown postgres: "$PF_STATE"; fi
+  trap pf_teardown EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# pf_teardown: stops the private stack and removes its state directory (EXIT trap).
+pf_teardown() {
+  local rc=$?
+  [ -n "$PF_STATE" ] && [ -d "$PF_STATE" ] || return "$rc"
+  if [ "$PF_FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then pf_dump_logs; fi
+  "$PGFLEETCTL" --state "$PF_STATE" down >/dev/null 2>&1 || pf_log "pgfleetctl down failed for $PF_STATE"
+  if [ "${PF_KEEP:-0}" = 1 ] || { [ "${PF_KEEP_ON_FAIL:-0}" = 1 ] && [ "$PF_FAILED" -gt 0 ]; }; then
+    pf_log "state kept in $PF_STATE"
+  else
+    rm -rf "$PF_STATE"
+  fi
+  return "$rc"
+}
+
+# pf_dump_logs: prints the end of every log of the stack as comments (after a failure).
+pf_dump_logs() {
+  local f
+  for f in "$PF_STATE"/log/*.log; do
+    [ -f "$f" ] || continue
+    pf_log "--- last lines of $f"
+    tail -n 15 "$f" | pf_indent
+  done
+}
+
+# pf_env KEY: prints KEY's value from the stack's stack.env.
+pf_env() {
+  sed -n "s/^$1='\\([^']*\\)'\$/\\1/p" "$PF_STATE/stack.env" 2>/dev/null
+}
+
+# pf_stack_up [OPTIONS...]: starts the private stack; extra options go to `pgfleetctl up`.
+pf_stack_up() {
+  local out
+  if ! out=$("$PGFLEETCTL" --state "$PF_STATE" up --pg-listen '' --nats-port -1 --http-port 0 --interval 1 "$@" 2>&1); then
+    pf_indent <<<"$out"
+    return 1
+  fi
+  PF_PG_PORT=$(pf_env PG_PORT)
+  PF_NATS_PORT=$(pf_env NATS_PORT)
+  PF_HTTP_PORT=$(pf_env HTTP_PORT)
+  export PF_PG_PORT PF_NATS_PORT PF_HTTP_PORT
+}
+
+# pf_psql SQL: runs SQL against the central database over the private socket, ON_ERROR_STOP.
+pf_psql() {
+  pf_as_owner "$PF_PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PF_STATE/run" -p "${PF_PG_PORT:-$(pf_env PG_PORT)}" \
+    -d postgres -c "$1"
+}
+
+# pf_wait_until SECONDS CMD...: retries CMD (output discarded) until it succeeds or time runs out.
+pf_wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+# pf_sql_true SQL: succeeds if SQL returns exactly 't' (for pf_wait_until).
+pf_sql_true() { [ "$(pf_psql "$1" 2>/dev/null)" = t ]; }
+
+# pf_ok DESC: records a passed check.
+pf_ok() {
+  PF_N=$((PF_N + 1)); PF_PASSED=$((PF_PASSED + 1))
+  echo "ok $PF_N - $1"
+}
+
+# pf_not_ok DESC DETAIL: records a failed check.
+pf_not_ok() {
+  PF_N=$((PF_N + 1)); PF_FAILED=$((PF_FAILED + 1))
+  echo "not ok $PF_N - $1: ${2:-failed}"
+}
+
+# pf_check DESC CMD...: runs CMD; ok if it succeeds, else not ok with its output as the detail.
+pf_check() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then pf_ok "$desc"; else pf_not_ok "$desc" "$(echo "$out" | tr '\n' ' ' | cut -c1-300)"; fi
+}
+
+# pf_crash_check: a check that fails if any log under the state dir shows a crashed server process.
+pf_crash_check() {
+  local hits
+  hits=$(grep -rEn 'terminated by signal|server process .* was terminated' \
+    "$PF_STATE/log" 2>/dev/null | head -n 5 || true)
+  if [ -z "$hits" ]; then
+    pf_ok "no crashed process in the logs"
+  else
+    pf_not_ok "no crashed process in the logs" "$(echo "$hits" | tr '\n' ' ' | cut -c1-400)"
+  fi
+}
+
+# pf_finish: prints the summary line; returns 0 only if every check passed (and there was one).
+pf_finish() {
+  echo "$PF_PASSED passed, $PF_FAILED failed"
+  [ "$PF_FAILED" -eq 0 ] && [ "$PF_PASSED" -gt 0 ]
+}
