@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+// Browser test of the pgfleet UI, driven through playwright-core with Debian's Chromium.
+//
+//   node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR [--hostname H]
+//
+// Design: the gateway (and whatever feeds its database) is already running; this script only drives
+// the page. It launches /usr/bin/chromium headless with a fresh temporary profile and the flags that keep
+// an offline machine quiet, then runs ordered checks; a check whose prerequisite failed is reported as
+// "not ok ... not run". Output is one line per check ("ok N - ..." / "not ok N - ...: why") and a final
+// "N passed, N failed"; exit code 0 only when every check passed. A global deadline (85 s) bounds the
+// run; every wait has its own timeout. No fixed ports: the URL is given.
+import { createRequire } from 'node:module';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(new URL('../../ui/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const DEADLINE_MS = 85000;
+const DEFAULT_METRIC = 'host.cpu.utilization';
+
+// Parses --url, --out and --hostname; exits 2 with usage on misuse.
+function parseArgs(argv) {
+  const opts = { url: '', out: '', hostname: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const [key, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = inline !== undefined ? inline : argv[++i];
+    if (value === undefined) usage(`${key} needs a value`);
+    if (key === '--url') opts.url = value.replace(/\/+$/, '');
+    else if (key === '--out') opts.out = value;
+    else if (key === '--hostname') opts.hostname = value;
+    else usage(`unknown option ${key}`);
+  }
+  if (!opts.url || !opts.out) usage('--url and --out are required');
+  return opts;
+}
+
+// Prints the usage and exits 2.
+function usage(msg) {
+  console.error(`run.mjs: ${msg}\nusage: node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR [--hostname H]`);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+mkdirSync(opts.out, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+let n = 0;
+let blocked = '';  // set when a prerequisite failed: later checks are not run
+
+// Runs one numbered check; fn returns a detail string (appended to the description) or throws.
+async function check(description, fn) {
+  n++;
+  if (blocked) {
+    failed++;
+    console.log(`not ok ${n} - ${description}: not run (${blocked})`);
+    return false;
+  }
+  try {
+    const detail = await fn();
+    passed++;
+    console.log(`ok ${n} - ${description}${detail ? ` (${detail})` : ''}`);
+    return true;
+  } catch (e) {
+    failed++;
+    console.log(`not ok ${n} - ${description}: ${String(e && e.message ? e.message : e).split('\n')[0]}`);
+    return false;
+  }
+}
+
+// Like check(), but a failure blocks every later check.
+async function require_(description, fn) {
+  if (!(await check(description, fn)) && !blocked) blocked = `check ${n} failed`;
+}
+
+// Throws msg unless cond.
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'pgfleet-chromium-'));
+let context = null;
+
+// Closes the browser and removes the temporary profile (best effort, bounded).
+async function cleanup() {
+  if (context) {
+    const c = context;
+    context = null;
+    await Promise.race([c.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+  }
+  rmSync(profile, { recursive: true, force: true });
+}
+
+const deadline = setTimeout(async () => {
+  console.log(`not ok ${n + 1} - finished within ${DEADLINE_MS / 1000} s: deadline exceeded`);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  await cleanup();
+  process.exit(1);
+}, DEADLINE_MS);
+
+const problems = [];  // console errors, page errors, failed requests, HTTP errors
+let page = null;
+
+// Reads the chart container's test attributes.
+function chartState() {
+  return page.evaluate(() => {
+    const c = document.querySelector('[data-testid=chart]');
+    return { points: Number(c.dataset.points || 0), refreshes: Number(c.dataset.refreshes || 0),
+      lastTs: Number(c.dataset.lastTs || 0) };
+  });
+}
+
+// Counts the chart canvas's pixels that are neither transparent nor white.
+function inkedPixels() {
+  return page.evaluate(() => {
+    const canvas = document.querySelector('[data-testid=chart] canvas');
+    if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
+    const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let inked = 0;
+    for (let i = 0; i < px.length; i += 4) {
+      if (px[i + 3] > 0 && !(px[i] > 245 && px[i + 1] > 245 && px[i + 2] > 245)) inked++;
+    }
+    return inked;
+  });
+}
+
+try {
+  await require_('chromium starts', async () => {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 },
+      timeout: 20000,
+    });
+    page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(20000);
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`); });
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('requestfailed', (req) => {
+      problems.push(`request failed: ${req.method()} ${req.url()} ${req.failure() ? req.failure().errorText : ''}`);
+    });
+    page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+    return context.browser() ? context.browser().version() : 'persistent context';
+  });
+
+  await require_('the page loads', async () => {
+    const res = await page.goto(`${opts.url}/`, { waitUntil: 'load', timeout: 15000 });
+    assert(res && res.ok(), `GET / answered ${res ? res.status() : 'nothing'}`);
+    assert((await page.title()) === 'pgfleet', `unexpected title '${await page.title()}'`);
+    return res.headers()['content-type'];
+  });
+
+  const rowSelector = opts.hostname
+    ? `[data-testid=instance-row][data-hostname="${opts.hostname.replace(/["\\]/g, '\\$&')}"]`
+    : '[data-testid=instance-row]';
+  await require_(`the instance list shows ${opts.hostname ? `instance ${opts.hostname}` : 'an instance'}`,
+    async () => {
+      await page.waitForSelector(rowSelector, { timeout: 30000 });
+      return `${await page.locator('[data-testid=instance-row]').count()} instance(s) listed`;
+    });
+
+  await require_('selecting the instance shows its details', async () => {
+    const row = page.locator(rowSelector).first();
+    const hostname = await row.getAttribute('data-hostname');
+    await row.click();
+    await page.waitForFunction((h) => {
+      const sel = document.querySelector('[data-testid=instance-row][aria-selected=true]');
+      return sel && sel.dataset.hostname === h &&
+        document.querySelector('[data-testid=detail-title]').textContent === h;
+    }, hostname, { timeout: 10000 });
+    return hostname;
+  });
+
+  await require_(`the metric selector lists metrics (${DEFAULT_METRIC} by default)`, async () => {
+    await page.waitForFunction(() => document.querySelector('[data-testid=metric-select]').options.length > 0,
+      null, { timeout: 15000 });
+    const { options, value } = await page.evaluate(() => {
+      const s = document.querySelector('[data-testid=metric-select]');
+      return { options: Array.from(s.options).map((o) => o.value), value: s.value };
+    });
+    if (options.includes(DEFAULT_METRIC)) assert(value === DEFAULT_METRIC, `selected ${value}`);
+    return `${options.length} metrics, selected ${value}`;
+  });
+
+  await require_('the chart draws a line with at least 2 points', async () => {
+    await page.waitForFunction(() => {
+      const c = document.querySelector('[data-testid=chart]');
+      return Number(c.dataset.points || 0) >= 2 && c.querySelector('canvas');
+    }, null, { timeout: 20000 });
+    const inked = await inkedPixels();
+    assert(inked > 500, `the canvas is (nearly) blank: ${inked} inked pixels`);
+    return `${(await chartState()).points} points, ${inked} inked pixels`;
+  });
+
+  await check('the chart moves: a refresh brings newer samples', async () => {
+    const before = await chartState();
+    await page.waitForFunction((b) => {
+      const c = document.querySelector('[data-testid=chart]');
+      return Number(c.dataset.refreshes) > b.refreshes && Number(c.dataset.lastTs) > b.lastTs;
+    }, before, { timeout: 30000, polling: 250 });
+    const after = await chartState();
+    return `newest sample +${(after.lastTs - before.lastTs).toFixed(1)} s, ` +
+      `${after.refreshes - before.refreshes} refresh(es), ${before.points} -> ${after.points} points`;
+  });
+
+  await check('a screenshot is saved', async () => {
+    const file = join(opts.out, 'ui-instance.png');
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+  });
+
+  await check('a counter metric is drawn as a rate', async () => {
+    const counter = await page.evaluate(() => {
+      const o = Array.from(document.querySelector('[data-testid=metric-select]').options)
+        .find((x) => x.textContent.includes('(rate)'));
+      return o ? o.value : null;
+    });
+    if (!counter) return 'no counter metric on this instance: nothing to check';
+    const req = page.waitForRequest((r) => r.url().includes('/series?') && r.url().includes('rate=1') &&
+      r.url().includes(`metric=${encodeURIComponent(counter)}`), { timeout: 10000 });
+    await page.selectOption('[data-testid=metric-select]', counter);
+    await req;
+    await page.waitForFunction(() => {
+      const c = document.querySelector('[data-testid=chart]');
+      return (Number(c.dataset.points || 0) >= 1 && c.querySelector('canvas')) ||
+        !document.querySelector('[data-testid=chart-empty]').hidden;
+    }, null, { timeout: 10000 });
+    const st = await chartState();
+    return `${counter}: ${st.points} rate points`;
+  });
+
+  await check('no console errors, page errors or failed requests', async () => {
+    assert(problems.length === 0, `${problems.length}: ${problems.slice(0, 3).join('; ')}`);
+    return '';
+  });
+} finally {
+  if (failed > 0 && page) {
+    await page.screenshot({ path: join(opts.out, 'ui-failure.png'), fullPage: true }).catch(() => {});
+  }
+  clearTimeout(deadline);
+  await cleanup();
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
