@@ -76,11 +76,12 @@ test: deps
 	tests/run-all
 
 bench: deps
+	@test -x bench/run-all || { echo "make bench: no benchmark is built yet (bench/ is issue 3)" >&2; exit 2; }
 	$(MAKE) install
 	bench/run-all
 
 fuzz: deps core
-	$(MAKE) -C tests/fuzz
+	$(MAKE) -C tests/fuzz FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -422,7 +422,7 @@ int run_check(const AgentConfig &config) {
     std::string existing = config.spool_dir;
     while (access(existing.c_str(), F_OK) != 0 && existing.size() > 1) {
         missing_ancestor = existing;
-        existing = existing.substr(0, std::max<size_t>(existing.rfind('/'), 1));
+        existing.resize(std::max<size_t>(existing.rfind('/'), 1));
     }
     if (access(existing.c_str(), W_OK | X_OK) != 0) {
         printf("spool: failed: \"%s\" is not writable: %s\n", existing.c_str(), strerror(errno));

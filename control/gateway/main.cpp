@@ -84,7 +84,7 @@ bool parse_args(int argc, char **argv, Options &opts) {
     size_t eq = arg.find('=');
     if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
+      arg.resize(eq);
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {

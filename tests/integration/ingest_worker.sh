@@ -18,6 +18,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
 bindir=/usr/lib/postgresql/15/bin
 publish=$build/tests/fleet_publish
+cd / # servers run as postgres, which may not enter the checkout
 work=$(mktemp -d /tmp/pgfleet-integration.XXXXXX)
 as_postgres=()
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$work"; as_postgres=(runuser -u postgres --); fi
@@ -28,7 +29,7 @@ ok() {
   local name=$1; shift; test_no=$((test_no + 1))
   if "$@"; then echo "ok $test_no - $name"; passed=$((passed + 1)); else echo "not ok $test_no - $name"; failed=$((failed + 1)); fi
 }
-sql() { "${as_postgres[@]}" psql -X -qAt -h "$work" -d postgres -c "$1"; }
+sql() { (cd / && "${as_postgres[@]}" psql -X -qAt -h "$work" -d postgres -c "$1"); }
 # wait_for SECONDS SQL-BOOLEAN: polls until the query returns t.
 wait_for() {
   local deadline=$((SECONDS + $1))

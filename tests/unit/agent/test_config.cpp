@@ -61,7 +61,7 @@ TEST(Config, DocumentedFileIsAccepted) {
 
 TEST(Config, OptionalKeysHaveDefaults) {
     std::string text = with_line("namespace", "");
-    text = text.substr(0, text.find("[nats]"));
+    text.resize(text.find("[nats]"));
     size_t interval = text.find("interval_seconds");
     text.erase(interval, text.find('\n', interval) - interval + 1);
     AgentConfig config = parse_config(text, "test.toml");
