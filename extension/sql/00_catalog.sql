@@ -1,0 +1,89 @@
+-- pgfleet 0.1.0 — install script (schema fleet).
+--
+-- Tables
+--   namespace       a tenant of the fleet; every agent belongs to one (taken from the NATS subject)
+--   agent           one per monitored host process; agent_id is its stable name
+--   instance        the PostgreSQL instance an agent monitors (one per agent)
+--   metric          metric names with kind (gauge/counter) and unit
+--   series          one metric with one label set on one instance
+--   sample          hot tier: one row per (series, ts) — bulk-written by the ingest workers
+--   ingest_ledger   every batch stored, (agent_id, boot_id, batch_seq): the exactly-once key
+--   dead_letter     messages put aside with the reason; never silently dropped
+-- Every table that holds instance data carries instance_id first in its key.
+
+CREATE TABLE fleet.namespace (
+    namespace_id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_-]{1,64}$'),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO fleet.namespace (name) VALUES ('default');
+
+CREATE TABLE fleet.agent (
+    agent_id text PRIMARY KEY CHECK (agent_id ~ '^[A-Za-z0-9_-]{1,64}$'),
+    namespace_id integer NOT NULL REFERENCES fleet.namespace,
+    first_seen timestamptz NOT NULL DEFAULT now(),
+    last_seen timestamptz NOT NULL DEFAULT now(),
+    last_boot_id text
+);
+
+CREATE TABLE fleet.instance (
+    instance_id bigserial PRIMARY KEY,
+    agent_id text NOT NULL UNIQUE REFERENCES fleet.agent ON DELETE CASCADE,
+    system_identifier text,
+    server_version text,
+    server_version_num integer,
+    hostname text,
+    data_directory text,
+    port integer,
+    in_recovery boolean,
+    postmaster_start timestamptz,
+    labels jsonb NOT NULL DEFAULT '{}',
+    first_seen timestamptz NOT NULL DEFAULT now(),
+    last_seen timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE fleet.metric (
+    metric_id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    kind text NOT NULL CHECK (kind IN ('gauge', 'counter')),
+    unit text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE fleet.series (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    series_id bigserial NOT NULL UNIQUE,
+    metric_id integer NOT NULL REFERENCES fleet.metric,
+    labels jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
+    PRIMARY KEY (instance_id, metric_id, labels)
+);
+
+CREATE TABLE fleet.sample (
+    instance_id bigint NOT NULL,
+    series_id bigint NOT NULL,
+    ts timestamptz NOT NULL,
+    value double precision NOT NULL
+);
+CREATE INDEX sample_instance_series_ts ON fleet.sample (instance_id, series_id, ts);
+
+CREATE TABLE fleet.ingest_ledger (
+    agent_id text NOT NULL,
+    boot_id text NOT NULL,
+    batch_seq bigint NOT NULL,
+    stream_seq bigint NOT NULL,
+    samples integer NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (agent_id, boot_id, batch_seq)
+);
+
+CREATE TABLE fleet.dead_letter (
+    dead_letter_id bigserial PRIMARY KEY,
+    stream text NOT NULL,
+    stream_seq bigint NOT NULL,
+    subject text NOT NULL,
+    reason text NOT NULL,
+    detail text NOT NULL,
+    raw bytea NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream, stream_seq)
+);
+
