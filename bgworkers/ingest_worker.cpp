@@ -102,6 +102,7 @@ private:
     void decode_batch();
     void store_batch();
     void store_message(size_t i);
+    void store_payload_message(size_t i);
     void store_dead_letter(size_t i, const char *reason, const char *detail);
     void settle_batch();
     void nak_batch();
@@ -407,9 +408,14 @@ void IngestWorker::store_batch()
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-/* Stores message i through fleet._ingest_metrics (ledger check, registration, samples). */
+/* Stores message i: metrics through fleet._ingest_metrics (columnar arrays), every other kind through
+ * fleet._ingest_payload (one validated jsonb document). Both check the ledger first. */
 void IngestWorker::store_message(size_t i)
 {
+    if (decoded_[i].envelope.kind != wire::PayloadKind::Metrics) {
+        store_payload_message(i);
+        return;
+    }
     static const char *sql =
         "SELECT fleet._ingest_metrics($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb[], $11, $12, $13)";
     static Oid types[13] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
@@ -439,6 +445,31 @@ void IngestWorker::store_message(size_t i)
         nulls[5] = 'n';
     if (SPI_execute_with_args(sql, 13, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "pgfleet ingest: fleet._ingest_metrics returned no row");
+    bool isnull = false;
+    int32 stored = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
+}
+
+/* Stores message i of a low-volume kind (statements, activity, inventory, events, results). */
+void IngestWorker::store_payload_message(size_t i)
+{
+    static const char *sql = "SELECT fleet._ingest_payload($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)";
+    static Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+    const wire::Envelope &e = decoded_[i].envelope;
+    Datum args[8] = {PointerGetDatum(cstring_to_text(wire::payload_kind_subject(e.kind))),
+                     PointerGetDatum(cstring_to_text(e.agent_id.c_str())),
+                     PointerGetDatum(cstring_to_text(e.namespace_name.c_str())),
+                     PointerGetDatum(cstring_to_text(e.boot_id.c_str())),
+                     Int64GetDatum(static_cast<int64>(e.batch_seq)),
+                     Int64GetDatum(static_cast<int64>(batch_.meta(i).stream_seq)),
+                     e.instance.present ? PointerGetDatum(cstring_to_text(decoded_[i].instance_json.c_str())) : 0,
+                     PointerGetDatum(cstring_to_text_with_len(e.payload_json.data(), static_cast<int>(e.payload_json.size())))};
+    char nulls[8];
+    memset(nulls, ' ', sizeof(nulls));
+    if (!e.instance.present)
+        nulls[6] = 'n';
+    if (SPI_execute_with_args(sql, 8, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._ingest_payload returned no row");
     bool isnull = false;
     int32 stored = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;

@@ -9,6 +9,7 @@
 #include "core/pure.h"
 
 #include "core/wire.h"
+#include "core/wire_payloads.h"
 
 #include <algorithm>
 #include <cmath>
@@ -85,7 +86,7 @@ size_t utf8_sequence_length(std::string_view s, size_t i)
 }
 
 /* True when s is text PostgreSQL accepts: well-formed UTF-8 without NUL bytes. */
-bool is_valid_text(std::string_view s)
+bool text_is_valid(std::string_view s)
 {
     for (size_t i = 0; i < s.size();) {
         size_t len = utf8_sequence_length(s, i);
@@ -106,7 +107,7 @@ DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> 
     for (const auto &l : labels) {
         if (!is_valid_label_name(l.name()))
             return DecodeStatus::failure("invalid series", "label name \"" + l.name().substr(0, 64) + "\" is not valid");
-        if (l.value().size() > kMaxValueBytes || !is_valid_text(l.value()))
+        if (l.value().size() > kMaxValueBytes || !text_is_valid(l.value()))
             return DecodeStatus::failure("invalid series", "value of label \"" + l.name() + "\" is not valid UTF-8 text");
         sorted.push_back(&l);
     }
@@ -147,7 +148,7 @@ DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
         default:
             return DecodeStatus::failure("invalid series", "metric \"" + decl.metric() + "\" has no valid kind");
         }
-        if (decl.unit().size() > kMaxNameBytes || !is_valid_text(decl.unit()))
+        if (decl.unit().size() > kMaxNameBytes || !text_is_valid(decl.unit()))
             return DecodeStatus::failure("invalid series", "unit of metric \"" + decl.metric() + "\" is not valid");
         s.unit = decl.unit();
         if (auto st = labels_to_json(decl.labels(), s.labels_json); !st.ok)
@@ -191,6 +192,11 @@ DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
 
 } // namespace
 
+bool is_valid_text(std::string_view s)
+{
+    return text_is_valid(s);
+}
+
 std::string to_valid_text(std::string_view s)
 {
     std::string out;
@@ -206,6 +212,20 @@ std::string to_valid_text(std::string_view s)
         }
     }
     return out;
+}
+
+const char *payload_kind_subject(PayloadKind kind)
+{
+    switch (kind) {
+    case PayloadKind::Metrics: return "metrics";
+    case PayloadKind::Statements: return "statements";
+    case PayloadKind::Activity: return "activity";
+    case PayloadKind::Inventory: return "inventory";
+    case PayloadKind::Events: return "events";
+    case PayloadKind::Result: return "results";
+    case PayloadKind::None: break;
+    }
+    return "";
 }
 
 bool is_valid_identifier(std::string_view s)
@@ -264,7 +284,7 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
         return DecodeStatus::failure("invalid envelope", "agent_id must match [A-Za-z0-9_-]{1,64}");
     if (!is_valid_identifier(env.namespace_()))
         return DecodeStatus::failure("invalid envelope", "namespace must match [A-Za-z0-9_-]{1,64}");
-    if (env.boot_id().empty() || env.boot_id().size() > 64 || !is_valid_text(env.boot_id()))
+    if (env.boot_id().empty() || env.boot_id().size() > 64 || !text_is_valid(env.boot_id()))
         return DecodeStatus::failure("invalid envelope", "boot_id must be 1 to 64 bytes of text");
     if (env.batch_seq() == 0 || env.batch_seq() > static_cast<uint64_t>(INT64_MAX))
         return DecodeStatus::failure("invalid envelope", "batch_seq must be between 1 and 2^63-1");
@@ -281,7 +301,7 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
     if (env.has_instance()) {
         const auto &i = env.instance();
         for (const std::string *t : {&i.system_identifier(), &i.server_version(), &i.hostname(), &i.data_directory()})
-            if (t->size() > kMaxValueBytes || !is_valid_text(*t))
+            if (t->size() > kMaxValueBytes || !text_is_valid(*t))
                 return DecodeStatus::failure("invalid envelope", "instance facts must be UTF-8 text of at most 4096 bytes");
         out.instance.present = true;
         out.instance.system_identifier = i.system_identifier();
@@ -294,10 +314,26 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
         out.instance.port = i.port();
     }
 
+    out.payload_json.clear();
     switch (env.payload_case()) {
     case v1::Envelope::kMetrics:
         out.kind = PayloadKind::Metrics;
         return decode_metrics(env.metrics(), out.metrics);
+    case v1::Envelope::kStatements:
+        out.kind = PayloadKind::Statements;
+        return statements_to_json(env.statements(), out.payload_json);
+    case v1::Envelope::kActivity:
+        out.kind = PayloadKind::Activity;
+        return activity_to_json(env.activity(), out.payload_json);
+    case v1::Envelope::kInventory:
+        out.kind = PayloadKind::Inventory;
+        return inventory_to_json(env.inventory(), out.payload_json);
+    case v1::Envelope::kEvents:
+        out.kind = PayloadKind::Events;
+        return events_to_json(env.events(), out.payload_json);
+    case v1::Envelope::kResult:
+        out.kind = PayloadKind::Result;
+        return result_to_json(env.result(), out.payload_json);
     default:
         out.kind = PayloadKind::None;
         return DecodeStatus::failure("unknown payload", "the envelope carries no payload this server understands");
@@ -331,7 +367,7 @@ DecodeStatus check_subject(const Subject &subject, const Envelope &envelope)
         return DecodeStatus::failure("subject mismatch", "the envelope names agent \"" + envelope.agent_id + "\" in namespace \"" +
                                                              envelope.namespace_name + "\" but came on the subject of agent \"" +
                                                              subject.agent_id + "\" in namespace \"" + subject.namespace_name + "\"");
-    const char *expected = envelope.kind == PayloadKind::Metrics ? "metrics" : "";
+    const char *expected = payload_kind_subject(envelope.kind);
     if (subject.kind != expected)
         return DecodeStatus::failure("subject mismatch", "a " + std::string(expected) + " payload came on a \"" + subject.kind + "\" subject");
     return DecodeStatus::success();

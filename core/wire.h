@@ -9,6 +9,8 @@
  *   - series declarations (metric names, kinds, unique refs, unique label names);
  *   - every scrape's refs declared, refs and values of equal length, timestamps in a sane range;
  *   - the subject the message came on agrees with the envelope it carries.
+ * Metrics (the high-volume kind) come out columnar; the low-volume kinds (statements, activity,
+ * inventory, events, results) come out as one validated JSON document for the SQL layer.
  * A failed decode carries a short reason (stable, stored in fleet.dead_letter.reason) and a detail.
  * This interface is also what the libFuzzer target drives.
  */
@@ -53,7 +55,10 @@ struct MetricBatch {
     std::vector<double> sample_value;
 };
 
-enum class PayloadKind { None, Metrics };
+enum class PayloadKind { None, Metrics, Statements, Activity, Inventory, Events, Result };
+
+/* The subject token of a payload kind ("metrics", "statements", ..., "results"). */
+const char *payload_kind_subject(PayloadKind kind);
 
 struct Envelope {
     uint32_t schema_major = 0;
@@ -65,7 +70,8 @@ struct Envelope {
     int64_t created_unix_ms = 0;
     InstanceInfo instance;
     PayloadKind kind = PayloadKind::None;
-    MetricBatch metrics;
+    MetricBatch metrics;       /* kind == Metrics: columnar, for the bulk path */
+    std::string payload_json;  /* every other kind: the validated payload as one JSON object */
 };
 
 /* Outcome of a decode: ok, or a stable reason plus a human-readable detail. */

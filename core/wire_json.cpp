@@ -83,6 +83,12 @@ std::string envelope_to_json(const Envelope &e)
     out += std::to_string(e.batch_seq);
     key(out, "created_unix_ms", first);
     out += std::to_string(e.created_unix_ms);
+    key(out, "kind", first);
+    append_json_string(out, payload_kind_subject(e.kind));
+    if (e.kind != PayloadKind::Metrics && !e.payload_json.empty()) {
+        key(out, "payload", first);
+        out += e.payload_json;
+    }
     if (e.instance.present) {
         key(out, "instance", first);
         out += instance_to_json(e.instance);

@@ -36,9 +36,11 @@ SELECT agent_id, boot_id, batch_seq, stream_seq, samples FROM fleet.ingest_ledge
 
 -- A batch the database must refuse for its data (labels not an object): an integrity error
 -- (class 23), which the ingest worker dead-letters. Nothing of it is stored, not even its ledger row.
+\set VERBOSITY terse
 SELECT fleet._ingest_metrics('a1', 'team-a', 'boot-1', 3, 103, NULL,
     ARRAY['pg.database.xact_commit'], ARRAY['counter'], ARRAY[''], ARRAY['[1, 2]']::jsonb[],
     ARRAY[0], ARRAY['2026-01-01 00:00:30+00']::timestamptz[], ARRAY[30]);
+\set VERBOSITY default
 SELECT count(*) AS ledger_rows FROM fleet.ingest_ledger;
 
 -- Ordinary users cannot call the ingest function nor read raw tables.

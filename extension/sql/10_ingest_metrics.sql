@@ -1,28 +1,25 @@
 -- Ingest of metrics batches (called by the ingest workers).
 
--- _ingest_metrics: stores one decoded metrics batch; called by the ingest workers only.
--- Returns the number of samples stored, or -1 when the ledger already holds the batch (a redelivery).
--- Series are given as parallel arrays (metric, kind, unit, labels); samples refer to them by 0-based
--- index. The C++ decoder has validated everything; constraints here are the last line of defence.
-CREATE FUNCTION fleet._ingest_metrics(
+-- _ingest_begin: the part of storing a batch common to every payload kind, called first inside the
+-- batch's (sub)transaction: records the batch in the ledger and registers namespace, agent and
+-- instance (updating the instance's facts when the batch carries them). Returns the instance_id, or
+-- NULL when the ledger already holds the batch (a redelivery: the caller stores nothing).
+CREATE FUNCTION fleet._ingest_begin(
     p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
-    p_instance jsonb,
-    p_metric text[], p_kind text[], p_unit text[], p_labels jsonb[],
-    p_sample_series integer[], p_sample_ts timestamptz[], p_sample_value double precision[])
-RETURNS integer
+    p_rows integer, p_instance jsonb)
+RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_namespace_id integer;
     v_instance_id bigint;
-    v_series_ids bigint[];
 BEGIN
     INSERT INTO fleet.ingest_ledger (agent_id, boot_id, batch_seq, stream_seq, samples)
-    VALUES (p_agent_id, p_boot_id, p_batch_seq, p_stream_seq, cardinality(p_sample_value))
+    VALUES (p_agent_id, p_boot_id, p_batch_seq, p_stream_seq, p_rows)
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
-        RETURN -1;
+        RETURN NULL;
     END IF;
 
     INSERT INTO fleet.namespace (name) VALUES (p_namespace) ON CONFLICT (name) DO NOTHING;
@@ -50,6 +47,33 @@ BEGIN
         in_recovery = coalesce(excluded.in_recovery, i.in_recovery),
         postmaster_start = coalesce(excluded.postmaster_start, i.postmaster_start)
     RETURNING instance_id INTO v_instance_id;
+    RETURN v_instance_id;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._ingest_begin(text, text, text, bigint, bigint, integer, jsonb) FROM PUBLIC;
+
+-- _ingest_metrics: stores one decoded metrics batch; called by the ingest workers only.
+-- Returns the number of samples stored, or -1 when the ledger already holds the batch (a redelivery).
+-- Series are given as parallel arrays (metric, kind, unit, labels); samples refer to them by 0-based
+-- index. The C++ decoder has validated everything; constraints here are the last line of defence.
+CREATE FUNCTION fleet._ingest_metrics(
+    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
+    p_instance jsonb,
+    p_metric text[], p_kind text[], p_unit text[], p_labels jsonb[],
+    p_sample_series integer[], p_sample_ts timestamptz[], p_sample_value double precision[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance_id bigint;
+    v_series_ids bigint[];
+BEGIN
+    v_instance_id := fleet._ingest_begin(p_agent_id, p_namespace, p_boot_id, p_batch_seq, p_stream_seq,
+                                         cardinality(p_sample_value), p_instance);
+    IF v_instance_id IS NULL THEN
+        RETURN -1;
+    END IF;
 
     INSERT INTO fleet.metric (name, kind, unit)
     SELECT DISTINCT ON (m) m, k, u FROM unnest(p_metric, p_kind, p_unit) AS d(m, k, u) ORDER BY m

@@ -243,3 +243,61 @@ TEST(WireJson, EnvelopeRendering)
     EXPECT_NE(json.find("\"batch_seq\":7"), std::string::npos);
     EXPECT_NE(json.find("[1,1767225600000,4096.5]"), std::string::npos);
 }
+
+TEST(WirePayloads, StatementsBecomeJson)
+{
+    v1::Envelope e = valid_envelope();
+    auto *st = e.mutable_statements(); /* replaces the metrics payload (oneof) */
+    st->set_interval_start_unix_ms(kTs);
+    st->set_interval_end_unix_ms(kTs + 10000);
+    auto *t = st->add_texts();
+    t->set_queryid(-7);
+    t->set_query("SELECT \"x\" FROM t WHERE a = $1");
+    auto *d = st->add_deltas();
+    d->set_queryid(-7);
+    d->set_calls(3);
+    d->set_total_exec_time_ms(std::nan(""));
+    (*st->mutable_database_names())[5] = "app";
+    Envelope out;
+    DecodeStatus s = decode(e, out);
+    ASSERT_TRUE(s.ok) << s.detail;
+    EXPECT_EQ(out.kind, pgfleet::wire::PayloadKind::Statements);
+    EXPECT_TRUE(out.metrics.series.empty());
+    EXPECT_NE(out.payload_json.find("\"query\":\"SELECT \\\"x\\\" FROM t WHERE a = $1\""), std::string::npos);
+    EXPECT_NE(out.payload_json.find("\"total_exec_time_ms\":null"), std::string::npos); /* jsonb has no NaN */
+    EXPECT_NE(out.payload_json.find("\"databases\":{\"5\":\"app\"}"), std::string::npos);
+    pgfleet::wire::Subject subject;
+    ASSERT_TRUE(pgfleet::wire::parse_subject("fleet.in.default.agent-1.statements", subject).ok);
+    EXPECT_TRUE(pgfleet::wire::check_subject(subject, out).ok);
+    ASSERT_TRUE(pgfleet::wire::parse_subject("fleet.in.default.agent-1.metrics", subject).ok);
+    EXPECT_FALSE(pgfleet::wire::check_subject(subject, out).ok); /* statements on the metrics subject */
+}
+
+TEST(WirePayloads, InvalidPayloadsAreRefused)
+{
+    v1::Envelope e = valid_envelope();
+    e.mutable_statements()->set_interval_start_unix_ms(kTs + 1);
+    e.mutable_statements()->set_interval_end_unix_ms(kTs);
+    expect_rejected(e, "invalid statements");
+    e = valid_envelope();
+    e.mutable_statements()->add_deltas()->set_calls(-1);
+    expect_rejected(e, "invalid statements");
+    e = valid_envelope();
+    auto *ev = e.mutable_events()->add_events();
+    ev->set_kind("spool.dropped");
+    ev->set_severity("fatal");
+    expect_rejected(e, "invalid events");
+    e = valid_envelope();
+    e.mutable_result()->set_kind("ping");
+    expect_rejected(e, "invalid result"); /* no command_id */
+    e = valid_envelope();
+    e.mutable_activity()->add_groups()->set_state("active");
+    expect_rejected(e, "invalid activity"); /* groups but no sample taken */
+    e = valid_envelope();
+    e.mutable_inventory()->add_settings()->set_setting("x");
+    expect_rejected(e, "invalid inventory"); /* a setting without a name */
+    e = valid_envelope();
+    e.mutable_result()->set_command_id("c");
+    e.mutable_result()->set_message(std::string("a\0b", 3));
+    expect_rejected(e, "invalid result"); /* NUL cannot be stored */
+}

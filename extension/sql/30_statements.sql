@@ -1,0 +1,144 @@
+-- Statement statistics: per-interval deltas of pg_stat_statements entries, keyed like
+-- pg_stat_statements (dbid, userid, queryid, toplevel), with the normalized text stored once per
+-- (instance, queryid). The agent sends only entries that changed; it never resets the statistics.
+
+CREATE TABLE fleet.statement_text (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    queryid bigint NOT NULL,
+    query text NOT NULL,
+    first_seen timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, queryid)
+);
+
+CREATE TABLE fleet.statement_delta (
+    instance_id bigint NOT NULL,
+    ts timestamptz NOT NULL,                 -- end of the interval
+    interval_start timestamptz NOT NULL,
+    dbid oid NOT NULL,
+    userid oid NOT NULL,
+    queryid bigint NOT NULL,
+    toplevel boolean NOT NULL,
+    datname text,
+    username text,
+    calls bigint NOT NULL,
+    total_exec_time_ms double precision,
+    total_plan_time_ms double precision,
+    rows bigint,
+    shared_blks_hit bigint,
+    shared_blks_read bigint,
+    shared_blks_dirtied bigint,
+    shared_blks_written bigint,
+    local_blks_hit bigint,
+    local_blks_read bigint,
+    temp_blks_read bigint,
+    temp_blks_written bigint,
+    blk_read_time_ms double precision,
+    blk_write_time_ms double precision,
+    wal_records bigint,
+    wal_fpi bigint,
+    wal_bytes numeric,
+    reset boolean NOT NULL DEFAULT false
+);
+CREATE INDEX statement_delta_instance_ts ON fleet.statement_delta (instance_id, ts);
+CREATE INDEX statement_delta_instance_query_ts ON fleet.statement_delta (instance_id, queryid, ts);
+
+-- _ingest_statements: stores one statements payload (see core/wire_payloads.cpp for its JSON shape).
+CREATE FUNCTION fleet._ingest_statements(p_instance_id bigint, p jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows integer;
+BEGIN
+    INSERT INTO fleet.statement_text (instance_id, queryid, query)
+    SELECT p_instance_id, t.queryid, t.query
+    FROM jsonb_to_recordset(p->'texts') AS t(queryid bigint, query text)
+    ON CONFLICT (instance_id, queryid) DO NOTHING;
+
+    INSERT INTO fleet.statement_delta
+    SELECT p_instance_id,
+           to_timestamp((p->>'interval_end_ms')::double precision / 1000),
+           to_timestamp((p->>'interval_start_ms')::double precision / 1000),
+           d.dbid, d.userid, d.queryid, d.toplevel,
+           p->'databases'->>d.dbid::text, p->'users'->>d.userid::text,
+           d.calls, d.total_exec_time_ms, d.total_plan_time_ms, d.rows,
+           d.shared_blks_hit, d.shared_blks_read, d.shared_blks_dirtied, d.shared_blks_written,
+           d.local_blks_hit, d.local_blks_read, d.temp_blks_read, d.temp_blks_written,
+           d.blk_read_time_ms, d.blk_write_time_ms, d.wal_records, d.wal_fpi, d.wal_bytes, d.reset
+    FROM jsonb_to_recordset(p->'deltas') AS d(
+        dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint,
+        total_exec_time_ms double precision, total_plan_time_ms double precision, rows bigint,
+        shared_blks_hit bigint, shared_blks_read bigint, shared_blks_dirtied bigint, shared_blks_written bigint,
+        local_blks_hit bigint, local_blks_read bigint, temp_blks_read bigint, temp_blks_written bigint,
+        blk_read_time_ms double precision, blk_write_time_ms double precision,
+        wal_records bigint, wal_fpi bigint, wal_bytes numeric, reset boolean);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._ingest_statements(bigint, jsonb) FROM PUBLIC;
+
+-- top_statements: the statements of one instance over a time range, summed over the intervals inside
+-- it, ordered by one of total_time, calls, mean_time, rows, io (shared blocks read), io_time.
+CREATE FUNCTION fleet.top_statements(
+    p_instance_id bigint, p_from timestamptz, p_to timestamptz,
+    p_order_by text DEFAULT 'total_time', p_limit integer DEFAULT 20)
+RETURNS TABLE (queryid bigint, dbid oid, userid oid, toplevel boolean, datname text, username text,
+               query text, calls bigint, total_exec_time_ms double precision, mean_exec_time_ms double precision,
+               rows bigint, shared_blks_hit bigint, shared_blks_read bigint, io_time_ms double precision,
+               share_of_total_time double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_order_by NOT IN ('total_time', 'calls', 'mean_time', 'rows', 'io', 'io_time') THEN
+        RAISE EXCEPTION 'invalid order_by "%"', p_order_by
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of total_time, calls, mean_time, rows, io, io_time.';
+    END IF;
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 10000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH agg AS (
+        SELECT d.queryid, d.dbid, d.userid, d.toplevel, max(d.datname) AS datname, max(d.username) AS username,
+               sum(d.calls)::bigint AS calls, sum(d.total_exec_time_ms) AS total_time,
+               sum(d.rows)::bigint AS rows, sum(d.shared_blks_hit)::bigint AS hit,
+               sum(d.shared_blks_read)::bigint AS read,
+               sum(coalesce(d.blk_read_time_ms, 0) + coalesce(d.blk_write_time_ms, 0)) AS io_time
+        FROM fleet.statement_delta d
+        WHERE d.instance_id = p_instance_id AND d.ts > p_from AND d.ts <= p_to
+        GROUP BY d.queryid, d.dbid, d.userid, d.toplevel
+    )
+    SELECT a.queryid, a.dbid, a.userid, a.toplevel, a.datname, a.username, t.query, a.calls, a.total_time,
+           a.total_time / nullif(a.calls, 0), a.rows, a.hit, a.read, a.io_time,
+           a.total_time / nullif(sum(a.total_time) OVER (), 0)
+    FROM agg a
+    LEFT JOIN fleet.statement_text t ON t.instance_id = p_instance_id AND t.queryid = a.queryid
+    ORDER BY CASE p_order_by
+                 WHEN 'total_time' THEN a.total_time
+                 WHEN 'calls' THEN a.calls::double precision
+                 WHEN 'mean_time' THEN a.total_time / nullif(a.calls, 0)
+                 WHEN 'rows' THEN a.rows::double precision
+                 WHEN 'io' THEN a.read::double precision
+                 WHEN 'io_time' THEN a.io_time
+             END DESC NULLS LAST, a.queryid
+    LIMIT p_limit;
+END
+$$;
+
+-- statement_history: one statement's per-interval calls and times (all dbids/users summed).
+CREATE FUNCTION fleet.statement_history(p_instance_id bigint, p_queryid bigint, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (ts timestamptz, calls bigint, total_exec_time_ms double precision,
+               mean_exec_time_ms double precision, rows bigint, shared_blks_read bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.ts, sum(d.calls)::bigint, sum(d.total_exec_time_ms),
+           sum(d.total_exec_time_ms) / nullif(sum(d.calls), 0), sum(d.rows)::bigint, sum(d.shared_blks_read)::bigint
+    FROM fleet.statement_delta d
+    WHERE d.instance_id = p_instance_id AND d.queryid = p_queryid AND d.ts > p_from AND d.ts <= p_to
+    GROUP BY d.ts
+    ORDER BY d.ts
+$$;
