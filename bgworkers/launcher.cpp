@@ -52,7 +52,8 @@ bool configured_database_exists()
     return found;
 }
 
-/* Registers ingest worker number slot; returns its handle, or nullptr when no slot was free. */
+/* Registers ingest worker number slot (or, with slot -1, the maintenance worker); returns its handle,
+ * or nullptr when no background worker slot was free. */
 BackgroundWorkerHandle *start_ingest_worker(int slot)
 {
     BackgroundWorker worker;
@@ -64,9 +65,15 @@ BackgroundWorkerHandle *start_ingest_worker(int slot)
     worker.bgw_main_arg = Int32GetDatum(slot);
     worker.bgw_notify_pid = MyProcPid;
     strlcpy(worker.bgw_library_name, "pgfleet", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "pgfleet_ingest_main", BGW_MAXLEN);
-    snprintf(worker.bgw_name, BGW_MAXLEN, "pgfleet ingest %d", slot);
-    strlcpy(worker.bgw_type, "pgfleet ingest", BGW_MAXLEN);
+    if (slot >= 0) {
+        strlcpy(worker.bgw_function_name, "pgfleet_ingest_main", BGW_MAXLEN);
+        snprintf(worker.bgw_name, BGW_MAXLEN, "pgfleet ingest %d", slot);
+        strlcpy(worker.bgw_type, "pgfleet ingest", BGW_MAXLEN);
+    } else {
+        strlcpy(worker.bgw_function_name, "pgfleet_maintenance_main", BGW_MAXLEN);
+        strlcpy(worker.bgw_name, "pgfleet maintenance", BGW_MAXLEN);
+        strlcpy(worker.bgw_type, "pgfleet maintenance", BGW_MAXLEN);
+    }
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
     if (!RegisterDynamicBackgroundWorker(&worker, &handle))
         handle = nullptr;
@@ -84,8 +91,9 @@ void pgfleet_launcher_main(Datum)
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
 
-    BackgroundWorkerHandle *handles[kMaxWorkers] = {};
-    TimestampTz last_start[kMaxWorkers] = {};
+    /* handles[i] / last_start[i] for ingest worker i; index kMaxWorkers is the maintenance worker */
+    BackgroundWorkerHandle *handles[kMaxWorkers + 1] = {};
+    TimestampTz last_start[kMaxWorkers + 1] = {};
     bool told_database_missing = false;
     bool told_no_slot = false;
     int workers = Min(pgfleet::setting_ingest_workers, kMaxWorkers);
@@ -108,26 +116,28 @@ void pgfleet_launcher_main(Datum)
         } else {
             told_database_missing = false;
             TimestampTz now = GetCurrentTimestamp();
-            for (int i = 0; i < workers; i++) {
+            for (int i = 0; i <= workers; i++) {
+                const bool maintenance = i == workers; /* after the ingest workers */
+                const int index = maintenance ? kMaxWorkers : i;
                 pid_t pid;
-                if (handles[i] != nullptr) {
-                    BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
+                if (handles[index] != nullptr) {
+                    BgwHandleStatus status = GetBackgroundWorkerPid(handles[index], &pid);
                     if (status == BGWH_POSTMASTER_DIED)
                         proc_exit(1);
                     if (status != BGWH_STOPPED)
                         continue;
-                    pfree(handles[i]);
-                    handles[i] = nullptr;
+                    pfree(handles[index]);
+                    handles[index] = nullptr;
                 }
                 /* A worker started by a previous launcher (we were restarted) still owns the slot. */
-                pid = pgfleet::read_worker_slot(i).pid;
+                pid = maintenance ? pgfleet::read_maintenance_pid() : pgfleet::read_worker_slot(i).pid;
                 if (pid != 0 && kill(pid, 0) == 0)
                     continue;
-                if (last_start[i] != 0 && !TimestampDifferenceExceeds(last_start[i], now, kRestartDelayMs))
+                if (last_start[index] != 0 && !TimestampDifferenceExceeds(last_start[index], now, kRestartDelayMs))
                     continue;
-                handles[i] = start_ingest_worker(i);
-                last_start[i] = now;
-                if (handles[i] == nullptr && !told_no_slot) {
+                handles[index] = start_ingest_worker(maintenance ? -1 : i);
+                last_start[index] = now;
+                if (handles[index] == nullptr && !told_no_slot) {
                     ereport(WARNING, (errmsg("pgfleet: no background worker slot free for ingest worker %d", i),
                                       errhint("Increase max_worker_processes.")));
                     told_no_slot = true;

@@ -32,6 +32,7 @@ char *setting_nats_url = nullptr;
 char *setting_nats_credentials = nullptr;
 int setting_ingest_workers = 1;
 int setting_batch_size = 500;
+int setting_maintenance_interval = 30;
 
 namespace {
 
@@ -63,6 +64,8 @@ void start_shared_memory()
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     attached_state = static_cast<FleetSharedState *>(ShmemInitStruct("pgfleet", shared_state_size(), &found));
     if (!found) {
+        SpinLockInit(&attached_state->maintenance_mutex);
+        attached_state->maintenance_pid = 0;
         attached_state->worker_count = setting_ingest_workers;
         for (int i = 0; i < Max(setting_ingest_workers, 1); i++) {
             SpinLockInit(&attached_state->slots[i].mutex);
@@ -88,6 +91,10 @@ void define_settings()
                                nullptr, nullptr);
     DefineCustomIntVariable("pgfleet.batch_size", "Messages fetched and stored per transaction by an ingest worker.",
                             nullptr, &setting_batch_size, 500, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgfleet.maintenance_interval", "Seconds between rounds of the maintenance worker.",
+                            "A round computes pending rollups and, at most hourly, applies retention.",
+                            &setting_maintenance_interval, 30, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
     MarkGUCPrefixReserved("pgfleet");
 }
 
@@ -122,6 +129,21 @@ const char *worker_state_name(WorkerState state)
 FleetSharedState *shared_state()
 {
     return attached_state;
+}
+
+int read_maintenance_pid()
+{
+    SpinLockAcquire(&attached_state->maintenance_mutex);
+    int pid = attached_state->maintenance_pid;
+    SpinLockRelease(&attached_state->maintenance_mutex);
+    return pid;
+}
+
+void write_maintenance_pid(int pid)
+{
+    SpinLockAcquire(&attached_state->maintenance_mutex);
+    attached_state->maintenance_pid = pid;
+    SpinLockRelease(&attached_state->maintenance_mutex);
 }
 
 WorkerCounters read_worker_slot(int i)

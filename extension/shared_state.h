@@ -14,6 +14,7 @@
  *   pgfleet.nats_url          NATS server URL (sighup)
  *   pgfleet.nats_credentials  NATS credentials file, empty for none (sighup)
  *   pgfleet.batch_size        messages fetched per batch and transaction (sighup)
+ *   pgfleet.maintenance_interval  seconds between maintenance rounds: rollups, retention (sighup)
  */
 #pragma once
 
@@ -53,6 +54,8 @@ struct WorkerSlot {
 };
 
 struct FleetSharedState {
+    slock_t maintenance_mutex;
+    int maintenance_pid;       /* the maintenance worker's pid, 0 when none runs */
     int worker_count;
     WorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -63,6 +66,11 @@ extern char *setting_nats_url;
 extern char *setting_nats_credentials;
 extern int setting_ingest_workers;
 extern int setting_batch_size;
+extern int setting_maintenance_interval;
+
+/* The maintenance worker's pid in shared memory (0: none). */
+int read_maintenance_pid();
+void write_maintenance_pid(int pid);
 
 /* The shared state, attached in every process after shared memory initialisation. */
 FleetSharedState *shared_state();

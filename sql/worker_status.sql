@@ -6,3 +6,5 @@ FROM fleet.worker_status;
 SELECT name, setting FROM pg_settings WHERE name LIKE 'pgfleet.%' ORDER BY name;
 -- Unknown settings under the reserved prefix are refused.
 SET pgfleet.no_such_setting = 1;
+-- The launcher also runs one maintenance worker (rollups, retention).
+SELECT count(*) AS maintenance_workers FROM pg_stat_activity WHERE backend_type = 'pgfleet maintenance';

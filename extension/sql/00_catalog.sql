@@ -14,7 +14,11 @@
 CREATE TABLE fleet.namespace (
     namespace_id serial PRIMARY KEY,
     name text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_-]{1,64}$'),
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- how long each tier keeps data of this namespace's instances (fleet.apply_retention)
+    raw_retention interval NOT NULL DEFAULT '14 days' CHECK (raw_retention >= interval '1 hour'),
+    rollup_1m_retention interval NOT NULL DEFAULT '90 days' CHECK (rollup_1m_retention >= interval '1 hour'),
+    rollup_1h_retention interval NOT NULL DEFAULT '2 years' CHECK (rollup_1h_retention >= interval '1 hour')
 );
 INSERT INTO fleet.namespace (name) VALUES ('default');
 

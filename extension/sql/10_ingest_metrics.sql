@@ -93,6 +93,10 @@ BEGIN
     SELECT v_instance_id, v_series_ids[u.r + 1], u.t, u.v
     FROM unnest(p_sample_series, p_sample_ts, p_sample_value) AS u(r, t, v);
 
+    -- The raw time range this batch touched: the rollup job recomputes those buckets (late data included).
+    INSERT INTO fleet.rollup_pending (instance_id, from_ts, to_ts)
+    SELECT v_instance_id, min(t), max(t) FROM unnest(p_sample_ts) AS t HAVING count(*) > 0;
+
     RETURN cardinality(p_sample_value);
 END
 $$;

@@ -11,6 +11,7 @@
 #     and stored exactly once when the table is back;
 #   - a restarted launcher does not start a second worker for a slot;
 #   - nats-server killed with SIGKILL and restarted while a producer publishes: every batch once;
+#   - the maintenance worker's rollups count every raw sample exactly once;
 #   - the server log never says "terminated by signal".
 # Private directories, a free NATS port, a Unix-socket-only PostgreSQL: runs beside copies of itself.
 set -uo pipefail
@@ -64,6 +65,7 @@ shared_preload_libraries = 'pgfleet'
 pgfleet.database = 'postgres'
 pgfleet.nats_url = '$nats_url'
 pgfleet.batch_size = 100
+pgfleet.maintenance_interval = 1
 CONF
 "${as_postgres[@]}" "$bindir/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
 sql "CREATE EXTENSION pgfleet" >/dev/null
@@ -143,6 +145,14 @@ ok "the launcher is restarted by the postmaster" \
 sleep 2
 ok "one ingest worker per slot after the launcher restart" \
   test "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgfleet ingest'")" = 1
+
+# 8. The maintenance worker rolled everything up: every raw sample is counted once in the rollups.
+ok "the maintenance worker's 1-minute rollups count every raw sample exactly once" \
+  wait_for 30 "SELECT NOT EXISTS (SELECT 1 FROM fleet.rollup_pending)
+               AND (SELECT sum(count) FROM fleet.rollup_1m) = (SELECT count(*) FROM fleet.sample)
+               AND (SELECT sum(count) FROM fleet.rollup_1h) = (SELECT count(*) FROM fleet.sample)"
+ok "maintenance rounds are recorded" \
+  test "$(sql "SELECT count(*) FROM fleet.maintenance_run WHERE last_error IS NULL")" = 2
 
 ok "no server process was terminated by a signal" bash -c "! grep -q 'terminated by signal' '$work/pg.log'"
 if [ "$failed" -gt 0 ]; then echo "# --- server log ---"; tail -40 "$work/pg.log"; sql "SELECT * FROM fleet.worker_status"; fi
