@@ -178,28 +178,21 @@ BEGIN
               WINDOW w AS (PARTITION BY s.series_id ORDER BY x.ts)) d
         GROUP BY d.labels, b
         ORDER BY d.labels::text, b;
-    ELSIF v_step < interval '1 hour' THEN
-        RETURN QUERY
-        SELECT s.labels, date_bin(v_step, r.bucket, timestamptz '2000-01-01') AS b, sum(r.count)::bigint, min(r.min),
-               max(r.max), sum(r.sum) / nullif(sum(r.count), 0), (array_agg(r.last ORDER BY r.bucket DESC))[1],
-               CASE WHEN v_kind = 'counter' THEN sum(r.increase) / extract(epoch FROM v_step)::double precision END,
-               '1m'::text
-        FROM fleet.series s JOIN fleet.metric m USING (metric_id)
-        JOIN fleet.rollup_1m r ON r.instance_id = s.instance_id AND r.series_id = s.series_id
-        WHERE s.instance_id = p_instance_id AND m.name = p_metric AND r.bucket >= p_from AND r.bucket < p_to
-        GROUP BY s.labels, b
-        ORDER BY s.labels::text, b;
     ELSE
-        RETURN QUERY
-        SELECT s.labels, date_bin(v_step, r.bucket, timestamptz '2000-01-01') AS b, sum(r.count)::bigint, min(r.min),
-               max(r.max), sum(r.sum) / nullif(sum(r.count), 0), (array_agg(r.last ORDER BY r.bucket DESC))[1],
-               CASE WHEN v_kind = 'counter' THEN sum(r.increase) / extract(epoch FROM v_step)::double precision END,
-               '1h'::text
-        FROM fleet.series s JOIN fleet.metric m USING (metric_id)
-        JOIN fleet.rollup_1h r ON r.instance_id = s.instance_id AND r.series_id = s.series_id
-        WHERE s.instance_id = p_instance_id AND m.name = p_metric AND r.bucket >= p_from AND r.bucket < p_to
-        GROUP BY s.labels, b
-        ORDER BY s.labels::text, b;
+        -- the same query over either rollup table: 1-minute rollups below a 1-hour step, else 1-hour
+        RETURN QUERY EXECUTE format($q$
+            SELECT s.labels, date_bin($5, r.bucket, timestamptz '2000-01-01') AS b, sum(r.count)::bigint, min(r.min),
+                   max(r.max), sum(r.sum) / nullif(sum(r.count), 0), (array_agg(r.last ORDER BY r.bucket DESC))[1],
+                   CASE WHEN $6 = 'counter' THEN sum(r.increase) / extract(epoch FROM $5)::double precision END,
+                   %L::text
+            FROM fleet.series s JOIN fleet.metric m USING (metric_id)
+            JOIN fleet.%I r ON r.instance_id = s.instance_id AND r.series_id = s.series_id
+            WHERE s.instance_id = $1 AND m.name = $2 AND r.bucket >= $3 AND r.bucket < $4
+            GROUP BY s.labels, b
+            ORDER BY s.labels::text, b$q$,
+            CASE WHEN v_step < interval '1 hour' THEN '1m' ELSE '1h' END,
+            CASE WHEN v_step < interval '1 hour' THEN 'rollup_1m' ELSE 'rollup_1h' END)
+        USING p_instance_id, p_metric, p_from, p_to, v_step, v_kind;
     END IF;
 END
 $$;
