@@ -22,6 +22,10 @@
  * A crash anywhere before the commit loses nothing (nothing was acked); a crash after it duplicates
  * nothing (the ledger turns the redelivery into a no-op).
  *
+ * Worker 0 also dispatches the centre's commands (fleet.command, the outbox), at most once a second:
+ * one transaction claims the due commands (fleet._commands_to_send), and after its commit each is
+ * published on fleet.cmd.<agent_id>. A lost publish is repeated 5 s later by the outbox itself.
+ *
  * Memory: everything PostgreSQL allocates for a batch lives in the transaction or in batch_context,
  * which is reset at every iteration. C++ containers (decoded batches) are reused across iterations.
  *
@@ -67,6 +71,14 @@ constexpr Oid kTimestamptzArrayOid = 1185;
 /* What became of one fetched message. */
 enum class Outcome : uint8 { Pending, Stored, Duplicate, DeadLetter };
 
+/* A command claimed from the outbox, to publish after the claiming transaction committed. */
+struct PendingCommand {
+    std::string command_id;
+    std::string agent_id;
+    std::string kind;
+    std::vector<std::pair<std::string, std::string>> args;
+};
+
 /* One fetched message after decoding (strings already safe to store as text). */
 struct DecodedMessage {
     wire::Envelope envelope;
@@ -106,6 +118,8 @@ private:
     void store_dead_letter(size_t i, const char *reason, const char *detail);
     void settle_batch();
     void nak_batch();
+    void dispatch_commands();
+    void claim_commands();
 
     int slot_;
     WorkerCounters counters_{};
@@ -121,6 +135,8 @@ private:
     bool told_extension_missing_ = false;
     std::string nats_url_in_use_;
     std::string nats_credentials_in_use_;
+    std::vector<PendingCommand> commands_;
+    TimestampTz last_dispatch_ = 0;
 };
 
 void IngestWorker::set_state(WorkerState state)
@@ -245,9 +261,11 @@ void IngestWorker::wait_for_extension()
     wait_ms(kRetryDelayMs);
 }
 
-/* One iteration of Running: fetch, decode, store in one transaction, then settle with NATS. */
+/* One iteration of Running: commands out (worker 0), then fetch, decode, store in one transaction,
+ * then settle with NATS. */
 void IngestWorker::fetch_and_store()
 {
+    dispatch_commands();
     std::string error;
     js::Result r = consumer_.fetch(setting_batch_size, kFetchTimeoutMs, batch_, error);
     if (r == js::Result::Timeout)
@@ -295,6 +313,89 @@ void IngestWorker::fetch_and_store()
         return;
     }
     settle_batch();
+}
+
+/* Worker 0, at most once a second: claims due commands in one transaction, then publishes them. */
+void IngestWorker::dispatch_commands()
+{
+    if (slot_ != 0)
+        return;
+    TimestampTz now = GetCurrentTimestamp();
+    if (!TimestampDifferenceExceeds(last_dispatch_, now, 1000))
+        return;
+    last_dispatch_ = now;
+    commands_.clear();
+    std::string failure;
+    try {
+        pg_call([&] { claim_commands(); });
+    } catch (const PgError &e) {
+        failure = e.what();
+    }
+    if (!failure.empty()) {
+        pg_call([] { AbortCurrentTransaction(); });
+        MemoryContextSwitchTo(batch_context_);
+        commands_.clear(); /* not claimed: the transaction rolled back */
+        note_error("command dispatch: " + failure);
+        return;
+    }
+    MemoryContextSwitchTo(batch_context_);
+    if (commands_.empty())
+        return;
+    std::string error;
+    for (const PendingCommand &c : commands_) {
+        std::string body = wire::encode_command(c.command_id, c.kind, c.args, (now / 1000) + 946684800000LL);
+        if (consumer_.publish("fleet.cmd." + c.agent_id, body, error) != js::Result::Ok)
+            break; /* the outbox resends in 5 s */
+    }
+    if (consumer_.flush(kFlushTimeoutMs, error) != js::Result::Ok || !error.empty())
+        note_error("command dispatch: " + error);
+}
+
+/*
+ * The claiming transaction (inside pg_call). Each row's values are first copied out of SPI into
+ * palloc'd C strings; the C++ PendingCommand is built afterwards, when no PostgreSQL call is running,
+ * so an ERROR never skips a C++ destructor.
+ */
+void IngestWorker::claim_commands()
+{
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "pgfleet ingest: SPI_connect failed");
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_execute("SELECT command_id, agent_id, kind, arg_names, arg_values FROM fleet._commands_to_send(100)",
+                    false, 0) != SPI_OK_SELECT)
+        elog(ERROR, "pgfleet ingest: fleet._commands_to_send failed");
+    for (uint64 row = 0; row < SPI_processed; row++) {
+        HeapTuple tuple = SPI_tuptable->vals[row];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        char *id = SPI_getvalue(tuple, desc, 1);
+        char *agent = SPI_getvalue(tuple, desc, 2);
+        char *kind = SPI_getvalue(tuple, desc, 3);
+        Datum *names = nullptr, *values = nullptr;
+        int nnames = 0, nvalues = 0;
+        bool isnull = false;
+        Datum d = SPI_getbinval(tuple, desc, 4, &isnull);
+        if (!isnull)
+            deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &names, nullptr, &nnames);
+        d = SPI_getbinval(tuple, desc, 5, &isnull);
+        if (!isnull)
+            deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &values, nullptr, &nvalues);
+        if (id == nullptr || agent == nullptr || kind == nullptr || nnames != nvalues)
+            elog(ERROR, "pgfleet ingest: fleet._commands_to_send returned an incomplete row");
+        char **arg_cstrings = static_cast<char **>(palloc(sizeof(char *) * Max(2 * nnames, 1)));
+        for (int k = 0; k < nnames; k++) {
+            arg_cstrings[2 * k] = TextDatumGetCString(names[k]);
+            arg_cstrings[2 * k + 1] = TextDatumGetCString(values[k]);
+        }
+        /* no PostgreSQL call from here to the end of the iteration */
+        commands_.push_back(PendingCommand{id, agent, kind, {}});
+        for (int k = 0; k < nnames; k++)
+            commands_.back().args.emplace_back(arg_cstrings[2 * k], arg_cstrings[2 * k + 1]);
+    }
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
 }
 
 /* Decodes and validates every fetched message (pure C++, no transaction). */

@@ -283,6 +283,16 @@ Result PullConsumer::nak(FetchedBatch &batch, size_t i, int64_t delay_ms, std::s
     return classify(s);
 }
 
+Result PullConsumer::publish(const std::string &subject, const std::string &data, std::string &error)
+{
+    if (impl_->conn == nullptr)
+        return Result::Unavailable;
+    natsStatus s = natsConnection_Publish(impl_->conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
+    if (s != NATS_OK)
+        error = describe(("publish on " + subject + " failed").c_str(), s);
+    return classify(s);
+}
+
 Result PullConsumer::flush(int64_t timeout_ms, std::string &error)
 {
     if (impl_->conn == nullptr)

@@ -101,6 +101,10 @@ public:
     Result nak(FetchedBatch &batch, size_t i, int64_t delay_ms, std::string &error);
     Result flush(int64_t timeout_ms, std::string &error);
 
+    /* Publishes data on subject over plain NATS (no JetStream ack), on the consumer's connection:
+     * the centre's commands to agents. Buffered; flush() sends. */
+    Result publish(const std::string &subject, const std::string &data, std::string &error);
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

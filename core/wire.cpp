@@ -197,6 +197,18 @@ bool is_valid_text(std::string_view s)
     return text_is_valid(s);
 }
 
+std::string encode_command(const std::string &command_id, const std::string &kind,
+                           const std::vector<std::pair<std::string, std::string>> &args, int64_t issued_unix_ms)
+{
+    v1::Command command;
+    command.set_command_id(command_id);
+    command.set_kind(kind);
+    command.set_issued_unix_ms(issued_unix_ms);
+    for (const auto &[name, value] : args)
+        (*command.mutable_args())[name] = value;
+    return command.SerializeAsString();
+}
+
 std::string to_valid_text(std::string_view s)
 {
     std::string out;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pgfleet::wire {
@@ -105,6 +106,10 @@ DecodeStatus check_subject(const Subject &subject, const Envelope &envelope);
 
 /* True for identifiers allowed as agent ids and namespaces: [A-Za-z0-9_-]{1,64}. */
 bool is_valid_identifier(std::string_view s);
+
+/* Encodes a centre-to-agent Command (proto Command), published on fleet.cmd.<agent_id>. */
+std::string encode_command(const std::string &command_id, const std::string &kind,
+                           const std::vector<std::pair<std::string, std::string>> &args, int64_t issued_unix_ms);
 
 /* The instance facts as a JSON object ({} when absent), for the ingest SQL function. */
 std::string instance_to_json(const InstanceInfo &instance);
