@@ -210,7 +210,8 @@ void IngestWorker::connect_to_nats()
         nats_url_in_use_ = settings.url;
         nats_credentials_in_use_ = settings.credentials_file;
         consecutive_fetch_failures_ = 0;
-        ereport(LOG, (errmsg("pgfleet ingest worker %d connected to NATS at %s", slot_, settings.url.c_str()),
+        ereport(LOG, (errmsg("pgfleet ingest worker %d connected to NATS at %s", slot_,
+                             js::redacted_url(settings.url).c_str()),
                       errdetail("Pulling stream \"%s\" with durable consumer \"%s\".", settings.stream.c_str(),
                                 settings.durable.c_str())));
         told_nats_down_ = false;
@@ -220,7 +221,8 @@ void IngestWorker::connect_to_nats()
     if (error == "interrupted")
         return; /* the loop serves the interrupt */
     if (!told_nats_down_)
-        ereport(LOG, (errmsg("pgfleet ingest worker %d cannot reach NATS at %s", slot_, settings.url.c_str()),
+        ereport(LOG, (errmsg("pgfleet ingest worker %d cannot reach NATS at %s", slot_,
+                             js::redacted_url(settings.url).c_str()),
                       errdetail("%s", as_sentence(wire::to_valid_text(error)).c_str()),
                       errhint("The worker retries every second and logs again once it is connected.")));
     told_nats_down_ = true;

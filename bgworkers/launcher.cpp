@@ -10,9 +10,11 @@
  * (pid in shared memory) until it exits; a restarted launcher, which has no handles, leaves a slot
  * alone while its pid is alive, so no slot ever has two workers.
  *
- * This file holds no C++ object with a destructor: every PostgreSQL call here may ERROR, which in a
+ * No C++ object lives across a PostgreSQL call here (the one std::string, the redacted NATS URL, is
+ * copied into a buffer before anything is logged): every PostgreSQL call may ERROR, which in a
  * background worker without an error handler ends the process (the postmaster restarts us).
  */
+#include "core/jetstream.h"
 #include "extension/pg.h"
 #include "extension/shared_state.h"
 
@@ -98,9 +100,11 @@ void pgfleet_launcher_main(Datum)
     bool told_no_slot = false;
     int workers = Min(pgfleet::setting_ingest_workers, kMaxWorkers);
 
+    char nats_url[256];
+    strlcpy(nats_url, pgfleet::js::redacted_url(pgfleet::setting_nats_url).c_str(), sizeof(nats_url));
     ereport(LOG, (errmsg("pgfleet launcher started"),
                   errdetail("%d ingest worker(s) for database \"%s\", NATS at %s.", workers,
-                            pgfleet::setting_database, pgfleet::setting_nats_url)));
+                            pgfleet::setting_database, nats_url)));
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {

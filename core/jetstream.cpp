@@ -72,6 +72,17 @@ Result classify(natsStatus s)
 
 } // namespace
 
+std::string redacted_url(const std::string &url)
+{
+    size_t scheme = url.find("://");
+    size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+    size_t at = url.find('@', start);
+    size_t slash = url.find('/', start);
+    if (at == std::string::npos || (slash != std::string::npos && slash < at))
+        return url;
+    return url.substr(0, start) + "***" + url.substr(at);
+}
+
 struct FetchedBatch::Impl {
     natsMsgList list{nullptr, 0};
 };
@@ -173,7 +184,7 @@ Result PullConsumer::connect(const ConsumerSettings &cfg, std::string &error, co
         s = natsConnection_Connect(&impl_->conn, opts);
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
-        error = describe(("could not connect to " + cfg.url).c_str(), s);
+        error = describe(("could not connect to " + redacted_url(cfg.url)).c_str(), s);
         impl_->reset();
         return Result::Unavailable;
     }

@@ -41,6 +41,9 @@ struct ConsumerSettings {
 
 enum class Result { Ok, Timeout, Unavailable };
 
+/* url with any user:password@ replaced by ***@, for logs and error messages (URLs may carry credentials). */
+std::string redacted_url(const std::string &url);
+
 /* The JetStream facts of one fetched message. */
 struct MessageMeta {
     uint64_t stream_seq = 0;

@@ -85,10 +85,11 @@ void define_settings()
                             "Zero disables ingestion.", &setting_ingest_workers, 1, 0, 64, PGC_POSTMASTER, 0,
                             nullptr, nullptr, nullptr);
     DefineCustomStringVariable("pgfleet.nats_url", "URL of the NATS server the ingest workers pull from.", nullptr,
-                               &setting_nats_url, "nats://127.0.0.1:4222", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomStringVariable("pgfleet.nats_credentials", "NATS credentials file of the ingest workers.",
-                               "Empty means no credentials.", &setting_nats_credentials, "", PGC_SIGHUP, 0, nullptr,
+                               &setting_nats_url, "nats://127.0.0.1:4222", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr,
                                nullptr, nullptr);
+    DefineCustomStringVariable("pgfleet.nats_credentials", "NATS credentials file of the ingest workers.",
+                               "Empty means no credentials.", &setting_nats_credentials, "", PGC_SIGHUP,
+                               GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgfleet.batch_size", "Messages fetched and stored per transaction by an ingest worker.",
                             nullptr, &setting_batch_size, 500, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgfleet.maintenance_interval", "Seconds between rounds of the maintenance worker.",

@@ -11,7 +11,7 @@
  * Settings (GUCs, all under the reserved prefix "pgfleet."):
  *   pgfleet.database          database the workers serve (postmaster)
  *   pgfleet.ingest_workers    number of ingest workers, 0 disables ingest (postmaster)
- *   pgfleet.nats_url          NATS server URL (sighup)
+ *   pgfleet.nats_url          NATS server URL, may carry user:password@ (sighup, superuser only; logs redact it)
  *   pgfleet.nats_credentials  NATS credentials file, empty for none (sighup)
  *   pgfleet.batch_size        messages fetched per batch and transaction (sighup)
  *   pgfleet.maintenance_interval  seconds between maintenance rounds: rollups, retention (sighup)

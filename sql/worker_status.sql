@@ -8,3 +8,10 @@ SELECT name, setting FROM pg_settings WHERE name LIKE 'pgfleet.%' ORDER BY name;
 SET pgfleet.no_such_setting = 1;
 -- The launcher also runs one maintenance worker (rollups, retention).
 SELECT count(*) AS maintenance_workers FROM pg_stat_activity WHERE backend_type = 'pgfleet maintenance';
+-- The NATS URL may carry credentials: only superusers may read it.
+CREATE ROLE regress_fleet_reader;
+SET ROLE regress_fleet_reader;
+SHOW pgfleet.nats_url;
+SELECT count(*) AS visible FROM pg_settings WHERE name = 'pgfleet.nats_url';
+RESET ROLE;
+DROP ROLE regress_fleet_reader;

@@ -301,3 +301,13 @@ TEST(WirePayloads, InvalidPayloadsAreRefused)
     e.mutable_result()->set_message(std::string("a\0b", 3));
     expect_rejected(e, "invalid result"); /* NUL cannot be stored */
 }
+
+#include "core/jetstream.h"
+
+TEST(NatsUrl, CredentialsAreRedacted)
+{
+    EXPECT_EQ(pgfleet::js::redacted_url("nats://ingest:s3cret@127.0.0.1:4222"), "nats://***@127.0.0.1:4222");
+    EXPECT_EQ(pgfleet::js::redacted_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    EXPECT_EQ(pgfleet::js::redacted_url("nats://host:1/path@x"), "nats://host:1/path@x");
+    EXPECT_EQ(pgfleet::js::redacted_url("user:pw@host"), "***@host");
+}
