@@ -1,4 +1,4 @@
-// api.cpp: the HTTP handlers of the gateway (see api.h for the routes and their design).
+// api.cpp: the HTTP handlers of the gateway (see api.h for the routes, access levels and design).
 //
 // SQL: all statements are constants with $n parameters; user input never becomes SQL text. Rows are
 // turned into JSON by the database (json_agg) where the API returns view rows unchanged, so new columns
@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "http_util.h"
+#include "openapi.h"
 #include "validate.h"
 
 namespace pgfleet::gateway {
@@ -57,6 +59,10 @@ void send_db_error(httplib::Response &res, const DbError &e) {
       return send_error(res, 503, e.what(), "the query exceeded the statement timeout");
     case DbErrorKind::BadInput:
       return send_error(res, 400, e.what(), e.detail());
+    case DbErrorKind::Forbidden:
+      return send_error(res, 403, e.what(), e.detail());
+    case DbErrorKind::Conflict:
+      return send_error(res, 409, e.what(), e.detail());
     case DbErrorKind::Internal:
       fprintf(stderr, "pgfleet-gateway: database error: %s\n", sanitize_for_log(e.detail(), 2000).c_str());
       return send_error(res, 500, e.what(), "see the gateway log");
@@ -72,8 +78,8 @@ std::optional<int64_t> instance_id_param(const httplib::Request &req, httplib::R
 }
 
 // True when the instance exists; otherwise sends a 404 and returns false.
-bool instance_exists(ConnectionPool &pool, int64_t id, httplib::Response &res) {
-  ResultPtr r = pool.query(kSqlInstanceExists, {std::to_string(id)});
+bool instance_exists(ConnectionPool &pool, const std::string &role, int64_t id, httplib::Response &res) {
+  ResultPtr r = pool.query_as(role, kSqlInstanceExists, {std::to_string(id)});
   if (PQntuples(r.get()) == 1 && std::string(PQgetvalue(r.get(), 0, 0)) == "t") return true;
   send_error(res, 404, "instance not found", "no instance with id " + std::to_string(id));
   return false;
@@ -93,16 +99,17 @@ void handle_health(ConnectionPool &pool, httplib::Response &res) {
 }
 
 // GET /api/instances.
-void handle_instances(ConnectionPool &pool, httplib::Response &res) {
-  ResultPtr r = pool.query(kSqlInstances, {});
+void handle_instances(ConnectionPool &pool, const std::string &role, httplib::Response &res) {
+  ResultPtr r = pool.query_as(role, kSqlInstances, {});
   send_json(res, 200, PQgetvalue(r.get(), 0, 0));
 }
 
 // GET /api/instances/{id}/metrics.
-void handle_metrics(ConnectionPool &pool, const httplib::Request &req, httplib::Response &res) {
+void handle_metrics(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                    httplib::Response &res) {
   auto id = instance_id_param(req, res);
-  if (!id || !instance_exists(pool, *id, res)) return;
-  ResultPtr r = pool.query(kSqlMetrics, {std::to_string(*id)});
+  if (!id || !instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlMetrics, {std::to_string(*id)});
   send_json(res, 200, PQgetvalue(r.get(), 0, 0));
 }
 
@@ -119,7 +126,8 @@ bool time_param(const httplib::Request &req, httplib::Response &res, const char 
 }
 
 // GET /api/instances/{id}/series?metric=M&from=ISO&to=ISO[&rate=1].
-void handle_series(ConnectionPool &pool, const httplib::Request &req, httplib::Response &res) {
+void handle_series(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                   httplib::Response &res) {
   auto id = instance_id_param(req, res);
   if (!id) return;
   if (!req.has_param("metric")) return send_error(res, 400, "missing metric", "the metric parameter is required");
@@ -141,8 +149,8 @@ void handle_series(ConnectionPool &pool, const httplib::Request &req, httplib::R
   if (*from > *to) return send_error(res, 400, "invalid time range", "from is after to");
   if (*to - *from > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days");
 
-  if (!instance_exists(pool, *id, res)) return;
-  ResultPtr r = pool.query(rate ? kSqlRate : kSqlSeries,
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, rate ? kSqlRate : kSqlSeries,
                            {std::to_string(*id), metric, format_iso8601(*from), format_iso8601(*to)});
   const int rows = PQntuples(r.get());
   if (rows > kMaxPoints)
@@ -173,41 +181,307 @@ void handle_series(ConnectionPool &pool, const httplib::Request &req, httplib::R
   send_json(res, 200, dump({{"metric", metric}, {"series", std::move(series)}}));
 }
 
+constexpr const char *kSqlStatements =
+    "SELECT coalesce(json_agg(s), '[]'::json)::text "
+    "FROM fleet.top_statements($1::bigint, $2::timestamptz, $3::timestamptz, $4::text, $5::integer) s";
+
+constexpr const char *kSqlWaitProfile =
+    "SELECT coalesce(json_agg(w ORDER BY w.bucket, w.wait_event_type, w.wait_event), '[]'::json)::text "
+    "FROM fleet.wait_profile($1::bigint, $2::timestamptz, $3::timestamptz) w";
+
+constexpr const char *kSqlRoleLevel =
+    "SELECT r.rolsuper, pg_has_role(r.oid, 'fleet_admin', 'MEMBER'), pg_has_role(r.oid, 'fleet_operator', 'MEMBER'), "
+    "pg_has_role(r.oid, 'fleet_viewer', 'MEMBER') FROM pg_roles r WHERE r.rolname = $1";
+
+constexpr const char *kSqlCreateUser = "SELECT fleet.create_user($1, $2, $3, $4)";
+
+constexpr const char *kSqlWorkerStatus =
+    "SELECT worker, coalesce(state, ''), coalesce(messages, 0), coalesce(batches, 0), coalesce(samples, 0), "
+    "coalesce(duplicates, 0), coalesce(dead_letters, 0), coalesce(errors, 0), coalesce(consumer_pending, -1), "
+    "coalesce(extract(epoch FROM last_batch_at), 0)::float8 FROM fleet.worker_status ORDER BY worker";
+
+constexpr const char *kCookieName = "pgfleet_session";
+
+// The from/to query parameters (default: the last hour), checked like the series endpoint.
+bool time_range(const httplib::Request &req, httplib::Response &res, double &from, double &to) {
+  std::optional<double> f, t;
+  if (!time_param(req, res, "from", f) || !time_param(req, res, "to", t)) return false;
+  if (!t) t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!f) f = *t - kDefaultWindowSeconds;
+  if (*f > *t) return send_error(res, 400, "invalid time range", "from is after to"), false;
+  if (*t - *f > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days"), false;
+  from = *f;
+  to = *t;
+  return true;
+}
+
+// GET /api/instances/{id}/statements?from&to[&order_by=total_time|calls|mean_time|rows|io|io_time&limit=1..1000].
+void handle_statements(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                       httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  double from, to;
+  if (!time_range(req, res, from, to)) return;
+  std::string order_by = req.has_param("order_by") ? req.get_param_value("order_by") : "total_time";
+  static const char *kOrders[] = {"total_time", "calls", "mean_time", "rows", "io", "io_time"};
+  bool known = false;
+  for (const char *o : kOrders) known = known || order_by == o;
+  if (!known) return send_error(res, 400, "invalid order_by", "expected total_time, calls, mean_time, rows, io or io_time");
+  long limit = 20;
+  if (req.has_param("limit")) {
+    auto l = parse_instance_id(req.get_param_value("limit"));
+    if (!l || *l < 1 || *l > 1000) return send_error(res, 400, "invalid limit", "expected an integer from 1 to 1000");
+    limit = static_cast<long>(*l);
+  }
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlStatements,
+                              {std::to_string(*id), format_iso8601(from), format_iso8601(to), order_by,
+                               std::to_string(limit)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+// GET /api/instances/{id}/wait_profile?from&to.
+void handle_wait_profile(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                         httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  double from, to;
+  if (!time_range(req, res, from, to)) return;
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlWaitProfile, {std::to_string(*id), format_iso8601(from), format_iso8601(to)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+// True for a role name the gateway accepts: 1-63 characters [a-z0-9_], starting with a letter or '_'.
+bool is_valid_role_name(const std::string &name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_')) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+// Parses a JSON object body; sends 415/400 and returns nullopt when it is not one.
+std::optional<json> json_body(const httplib::Request &req, httplib::Response &res) {
+  std::string type = req.get_header_value("Content-Type");
+  if (type.rfind("application/json", 0) != 0) {
+    send_error(res, 415, "unsupported media type", "the body must be application/json");
+    return std::nullopt;
+  }
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    send_error(res, 400, "invalid body", "expected a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+// A string member of a JSON object, or nullopt when missing or not a string.
+std::optional<std::string> str_member(const json &j, const char *name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::string session_cookie(const Gateway &gw, const std::string &value, long max_age) {
+  return std::string(kCookieName) + "=" + value + "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
+         std::to_string(max_age) + (gw.secure_cookie ? "; Secure" : "");
+}
+
+// POST /api/login {"user","password"}: verifies the password with a connection as the user, requires
+// membership in fleet_viewer (operator/admin imply it) and refuses superusers, then opens a session.
+void handle_login(Gateway &gw, const httplib::Request &req, httplib::Response &res) {
+  auto body = json_body(req, res);
+  if (!body) return;
+  auto user = str_member(*body, "user");
+  auto password = str_member(*body, "password");
+  if (!user || !password) return send_error(res, 400, "invalid body", "user and password (strings) are required");
+  auto refuse = [&res]() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // slows password guessing a little
+    send_error(res, 401, "invalid user or password", "");
+  };
+  if (!is_valid_role_name(*user) || password->empty() || password->size() > 1024) return refuse();
+  if (!verify_login(gw.auth_conninfo, *user, *password)) {
+    fprintf(stderr, "pgfleet-gateway: login failed for user %s from %s\n", sanitize_for_log(*user, 64).c_str(),
+            sanitize_for_log(req.remote_addr, 64).c_str());
+    return refuse();
+  }
+  ResultPtr r = gw.pool.query(kSqlRoleLevel, {*user});
+  if (PQntuples(r.get()) != 1) return refuse();
+  auto flag = [&r](int col) { return std::string(PQgetvalue(r.get(), 0, col)) == "t"; };
+  if (flag(0))
+    return send_error(res, 403, "superusers cannot log in to the gateway",
+                      "log in with a role that is a member of fleet_viewer, fleet_operator or fleet_admin");
+  if (!flag(3)) return send_error(res, 403, "not a fleet user", "the role is not a member of fleet_viewer");
+  Level level = flag(1) ? Level::Admin : flag(2) ? Level::Operator : Level::Viewer;
+  Session s = gw.sessions.create(*user, level);
+  res.set_header("Set-Cookie", session_cookie(gw, s.id, static_cast<long>(gw.sessions.ttl().count())));
+  fprintf(stderr, "pgfleet-gateway: login of user %s (%s) from %s\n", sanitize_for_log(*user, 64).c_str(),
+          level_name(level), sanitize_for_log(req.remote_addr, 64).c_str());
+  send_json(res, 200, dump({{"user", s.user}, {"role", level_name(s.level)},
+                            {"expires_at", format_iso8601(std::chrono::duration<double>(
+                                                              s.expires.time_since_epoch()).count())}}));
+}
+
+// POST /api/users {"name","role","namespace"?} (admin): a new LOGIN role with a generated password.
+void handle_create_user(Gateway &gw, const Session &session, const httplib::Request &req, httplib::Response &res) {
+  auto body = json_body(req, res);
+  if (!body) return;
+  auto name = str_member(*body, "name");
+  auto role = str_member(*body, "role");
+  std::optional<std::string> ns = str_member(*body, "namespace");
+  if (!name || !role) return send_error(res, 400, "invalid body", "name and role (strings) are required");
+  if (!is_valid_role_name(*name) || (*name)[0] == '_')
+    return send_error(res, 400, "invalid name", "expected 1-63 characters [a-z0-9_] starting with a letter");
+  if (*role != "viewer" && *role != "operator" && *role != "admin")
+    return send_error(res, 400, "invalid role", "expected viewer, operator or admin");
+  if (ns && (ns->empty() || ns->size() > 64 || ns->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos))
+    return send_error(res, 400, "invalid namespace", "expected 1-64 characters [A-Za-z0-9_-]");
+  std::string password = to_hex(random_bytes(16));  // 128 bits, 32 characters
+  gw.pool.query_as(session.user, kSqlCreateUser, {*name, *role, password, ns});
+  fprintf(stderr, "pgfleet-gateway: user %s created user %s (%s)\n", sanitize_for_log(session.user, 64).c_str(),
+          sanitize_for_log(*name, 64).c_str(), role->c_str());
+  json out = {{"name", *name}, {"role", *role}, {"password", password}};
+  out["namespace"] = ns ? json(*ns) : json(nullptr);
+  send_json(res, 201, dump(out));
+}
+
+// GET /metrics (operator): Prometheus text format.
+void handle_prometheus(Gateway &gw, httplib::Response &res) {
+  std::string out = gw.metrics.render();
+  out += "# HELP pgfleet_gateway_sessions Live login sessions.\n# TYPE pgfleet_gateway_sessions gauge\n";
+  out += "pgfleet_gateway_sessions " + std::to_string(gw.sessions.size()) + "\n";
+  bool db_up = true;
+  std::string workers;
+  try {
+    ResultPtr r = gw.pool.query(kSqlWorkerStatus, {});
+    static const char *kCounters[] = {"messages", "batches", "samples", "duplicates", "dead_letters", "errors"};
+    std::vector<std::string> lines(9);
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      std::string w = std::string("worker=\"") + PQgetvalue(r.get(), i, 0) + "\"";
+      lines[0] += "pgfleet_ingest_worker_up{" + w + ",state=\"" + prom_label(PQgetvalue(r.get(), i, 1)) + "\"} 1\n";
+      for (int c = 0; c < 6; ++c)
+        lines[1 + c] += std::string("pgfleet_ingest_") + kCounters[c] + "_total{" + w + "} " + PQgetvalue(r.get(), i, 2 + c) + "\n";
+      lines[7] += "pgfleet_ingest_consumer_pending{" + w + "} " + PQgetvalue(r.get(), i, 8) + "\n";
+      lines[8] += "pgfleet_ingest_last_batch_timestamp_seconds{" + w + "} " + PQgetvalue(r.get(), i, 9) + "\n";
+    }
+    workers += "# HELP pgfleet_ingest_worker_up Ingest workers known to fleet.worker_status, with their state.\n"
+               "# TYPE pgfleet_ingest_worker_up gauge\n" + lines[0];
+    for (int c = 0; c < 6; ++c)
+      workers += std::string("# TYPE pgfleet_ingest_") + kCounters[c] + "_total counter\n" + lines[1 + c];
+    workers += "# TYPE pgfleet_ingest_consumer_pending gauge\n" + lines[7];
+    workers += "# TYPE pgfleet_ingest_last_batch_timestamp_seconds gauge\n" + lines[8];
+  } catch (const DbError &e) {
+    db_up = false;
+  }
+  out += "# HELP pgfleet_gateway_database_up 1 when the central database answered this scrape.\n"
+         "# TYPE pgfleet_gateway_database_up gauge\n";
+  out += std::string("pgfleet_gateway_database_up ") + (db_up ? "1" : "0") + "\n" + workers;
+  res.status = 200;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(out, "text/plain; version=0.0.4; charset=utf-8");
+}
+
 // Wraps a handler: any DbError becomes its mapped status, any other exception a 500.
 template <typename F>
-httplib::Server::Handler guarded(F f) {
-  return [f](const httplib::Request &req, httplib::Response &res) {
-    try {
-      f(req, res);
-    } catch (const DbError &e) {
-      send_db_error(res, e);
-    } catch (const std::exception &e) {
-      fprintf(stderr, "pgfleet-gateway: internal error on %s: %s\n", sanitize_for_log(req.path).c_str(), e.what());
-      send_error(res, 500, "internal error", "see the gateway log");
+void run_guarded(const httplib::Request &req, httplib::Response &res, F &&f) {
+  try {
+    f();
+  } catch (const DbError &e) {
+    send_db_error(res, e);
+  } catch (const std::exception &e) {
+    fprintf(stderr, "pgfleet-gateway: internal error on %s: %s\n", sanitize_for_log(req.path).c_str(), e.what());
+    send_error(res, 500, "internal error", "see the gateway log");
+  }
+}
+
+// A public route: no session needed.
+template <typename F>
+httplib::Server::Handler open_route(const char *route, F f) {
+  return [route, f](const httplib::Request &req, httplib::Response &res) {
+    current_route() = route;
+    run_guarded(req, res, [&] { f(req, res); });
+  };
+}
+
+// A route that needs a session of at least level min: 401 without one, 403 below the level.
+template <typename F>
+httplib::Server::Handler session_route(Gateway &gw, const char *route, Level min, F f) {
+  return [&gw, route, min, f](const httplib::Request &req, httplib::Response &res) {
+    current_route() = route;
+    auto session = gw.sessions.find(cookie_value(req.get_header_value("Cookie"), kCookieName));
+    if (!session) {
+      res.set_header("WWW-Authenticate", "Cookie realm=\"pgfleet\"");
+      return send_error(res, 401, "not logged in", "log in with POST /api/login");
     }
+    if (static_cast<int>(session->level) < static_cast<int>(min))
+      return send_error(res, 403, "forbidden", std::string("this route needs the ") + level_name(min) + " role");
+    run_guarded(req, res, [&] { f(*session, req, res); });
   };
 }
 
 }  // namespace
 
+std::string &current_route() {
+  thread_local std::string route;
+  return route;
+}
+
 // Registers the API routes first, then the /api catch-all, the static files and the 405 handlers
 // (httplib tries patterns in registration order).
-void register_routes(httplib::Server &server, ConnectionPool &pool, const StaticFiles &files) {
-  ConnectionPool *p = &pool;
-  server.Get("/healthz", guarded([p](const httplib::Request &, httplib::Response &res) { handle_health(*p, res); }));
-  server.Get("/api/instances",
-             guarded([p](const httplib::Request &, httplib::Response &res) { handle_instances(*p, res); }));
+void register_routes(httplib::Server &server, Gateway &gw) {
+  Gateway *g = &gw;
+  ConnectionPool *p = &gw.pool;
+  using Req = const httplib::Request &;
+  using Res = httplib::Response &;
+  server.Get("/healthz", open_route("/healthz", [p](Req, Res res) { handle_health(*p, res); }));
+  server.Post("/api/login", open_route("/api/login", [g](Req req, Res res) { handle_login(*g, req, res); }));
+  server.Get("/api/docs", open_route("/api/docs", [](Req, Res res) {
+    res.set_redirect("/swagger/index.html", 302);
+  }));
+  server.Post("/api/logout", session_route(gw, "/api/logout", Level::Viewer, [g](const Session &s, Req, Res res) {
+    g->sessions.remove(s.id);
+    res.set_header("Set-Cookie", session_cookie(*g, "", 0));
+    res.status = 204;
+  }));
+  server.Get("/api/session", session_route(gw, "/api/session", Level::Viewer, [](const Session &s, Req, Res res) {
+    send_json(res, 200, dump({{"user", s.user}, {"role", level_name(s.level)},
+                              {"expires_at", format_iso8601(std::chrono::duration<double>(
+                                                                s.expires.time_since_epoch()).count())}}));
+  }));
+  server.Get("/api/openapi.json", session_route(gw, "/api/openapi.json", Level::Viewer,
+                                                [](const Session &, Req, Res res) { send_json(res, 200, openapi_json()); }));
+  server.Get("/api/instances", session_route(gw, "/api/instances", Level::Viewer, [p](const Session &s, Req, Res res) {
+    handle_instances(*p, s.user, res);
+  }));
   server.Get(R"(/api/instances/([^/]+)/metrics)",
-             guarded([p](const httplib::Request &req, httplib::Response &res) { handle_metrics(*p, req, res); }));
+             session_route(gw, "/api/instances/{id}/metrics", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_metrics(*p, s.user, req, res); }));
   server.Get(R"(/api/instances/([^/]+)/series)",
-             guarded([p](const httplib::Request &req, httplib::Response &res) { handle_series(*p, req, res); }));
-  server.Get(R"(/api(/.*)?)", [](const httplib::Request &req, httplib::Response &res) {
+             session_route(gw, "/api/instances/{id}/series", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_series(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/statements)",
+             session_route(gw, "/api/instances/{id}/statements", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_statements(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/wait_profile)",
+             session_route(gw, "/api/instances/{id}/wait_profile", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_wait_profile(*p, s.user, req, res); }));
+  server.Post("/api/users", session_route(gw, "/api/users", Level::Admin, [g](const Session &s, Req req, Res res) {
+    handle_create_user(*g, s, req, res);
+  }));
+  server.Get("/metrics", session_route(gw, "/metrics", Level::Operator,
+                                       [g](const Session &, Req, Res res) { handle_prometheus(*g, res); }));
+  // Unknown API routes: 401 without a session (nothing is revealed), 404 with one.
+  auto unknown_api = session_route(gw, "/api/*", Level::Viewer, [](const Session &, Req req, Res res) {
     send_error(res, 404, "unknown api route", sanitize_for_log(req.path, 200));
   });
-  const StaticFiles *f = &files;
-  server.Get(R"(/.*)", guarded([f](const httplib::Request &req, httplib::Response &res) { f->serve(req, res); }));
+  server.Get(R"(/api(/.*)?)", unknown_api);
+  server.Post(R"(/api(/.*)?)", unknown_api);
+  const StaticFiles *f = &gw.files;
+  server.Get(R"(/.*)", open_route("static", [f](Req req, Res res) { f->serve(req, res); }));
 
-  auto not_allowed = [](const httplib::Request &req, httplib::Response &res) {
+  auto not_allowed = [](Req req, Res res) {
+    current_route() = "other";
     res.set_header("Allow", "GET, HEAD");
     send_error(res, 405, "method not allowed", sanitize_for_log(req.method, 16) + " is not supported");
   };

@@ -31,6 +31,8 @@ DbError classify(const PGresult *res, const std::string &message) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string code = state ? state : "";
   if (code.rfind("22", 0) == 0) return DbError(DbErrorKind::BadInput, "invalid parameter", message);
+  if (code == "42501") return DbError(DbErrorKind::Forbidden, "permission denied", message);
+  if (code == "42710" || code == "23505") return DbError(DbErrorKind::Conflict, "already exists", message);
   if (code == "57014") return DbError(DbErrorKind::Timeout, "database query timed out", message);
   if (code == "3F000" || code == "42P01" || code == "42883")
     return DbError(DbErrorKind::Unavailable, "fleet sql api not installed", message);
@@ -143,26 +145,95 @@ void ConnectionPool::release(PGconn *conn, bool keep) {
 
 // Runs sql with text parameters; retries once on a fresh connection when the connection broke.
 ResultPtr ConnectionPool::query(const char *sql, const std::vector<std::optional<std::string>> &params) {
+  return run(nullptr, sql, params);
+}
+
+ResultPtr ConnectionPool::query_as(const std::string &role, const char *sql,
+                                   const std::vector<std::optional<std::string>> &params) {
+  return run(&role, sql, params);
+}
+
+namespace {
+
+// Runs a fixed command (BEGIN, COMMIT, ROLLBACK, SET LOCAL ROLE) and returns its status.
+ExecStatusType exec_command(PGconn *conn, const std::string &command, std::string *error) {
+  ResultPtr res(PQexec(conn, command.c_str()), &PQclear);
+  ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && error) *error = one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn));
+  return status;
+}
+
+}  // namespace
+
+ResultPtr ConnectionPool::run(const std::string *role, const char *sql,
+                              const std::vector<std::optional<std::string>> &params) {
   std::vector<const char *> values;
   values.reserve(params.size());
   for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
 
   for (int attempt = 0;; ++attempt) {
     Lease lease(*this);
-    ResultPtr res(PQexecParams(lease.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
-                               nullptr, nullptr, /*resultFormat=*/0),
+    PGconn *conn = lease.get();
+    if (role) {
+      std::string error;
+      if (exec_command(conn, "BEGIN", &error) != PGRES_COMMAND_OK) {
+        lease.discard();
+        if (attempt == 0 && PQstatus(conn) != CONNECTION_OK) continue;
+        throw DbError(DbErrorKind::Unavailable, "database connection lost", error);
+      }
+      char *quoted = PQescapeIdentifier(conn, role->c_str(), role->size());
+      if (quoted == nullptr) {
+        lease.discard();
+        throw DbError(DbErrorKind::Internal, "database error", one_line(PQerrorMessage(conn)));
+      }
+      std::string set_role = std::string("SET LOCAL ROLE ") + quoted;
+      PQfreemem(quoted);
+      if (exec_command(conn, set_role, &error) != PGRES_COMMAND_OK) {
+        exec_command(conn, "ROLLBACK", nullptr);
+        throw DbError(DbErrorKind::Forbidden, "role not available", error);
+      }
+    }
+    ResultPtr res(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                               /*resultFormat=*/0),
                   &PQclear);
     ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return res;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      if (!role) return res;
+      std::string error;
+      if (exec_command(conn, "COMMIT", &error) == PGRES_COMMAND_OK) return res;
+      lease.discard();
+      throw DbError(DbErrorKind::Internal, "database error", error);
+    }
 
-    std::string message = one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(lease.get()));
-    if (PQstatus(lease.get()) != CONNECTION_OK) {
+    std::string message = one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn));
+    if (PQstatus(conn) != CONNECTION_OK) {
       lease.discard();
       if (attempt == 0) continue;  // a stale pooled connection (e.g. after a server restart)
       throw DbError(DbErrorKind::Unavailable, "database connection lost", message);
     }
+    if (role) exec_command(conn, "ROLLBACK", nullptr);
     throw classify(res.get(), message);
   }
+}
+
+bool verify_login(const std::string &conninfo, const std::string &user, const std::string &password) {
+  // The expanded dbname is processed in place and later keywords win: user and password come last.
+  const char *keys[] = {"application_name", "connect_timeout", "dbname", "user", "password", nullptr};
+  const char *vals[] = {"pgfleet-gateway-login", kConnectTimeout, conninfo.c_str(), user.c_str(), password.c_str(),
+                        nullptr};
+  PGconn *conn = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
+  if (conn == nullptr) throw DbError(DbErrorKind::Unavailable, "database unavailable", "out of memory");
+  bool ok = PQstatus(conn) == CONNECTION_OK && PQconnectionUsedPassword(conn) == 1;
+  std::string error = ok ? "" : one_line(PQerrorMessage(conn));
+  PQfinish(conn);
+  if (ok) return true;
+  // An authentication failure says "password authentication failed" or names pg_hba; anything about
+  // reaching the server is an outage, not a wrong password.
+  if (error.find("could not connect") != std::string::npos || error.find("Connection refused") != std::string::npos ||
+      error.find("No such file") != std::string::npos || error.find("timeout expired") != std::string::npos ||
+      error.find("the database system is") != std::string::npos)
+    throw DbError(DbErrorKind::Unavailable, "database unavailable", error);
+  return false;
 }
 
 }  // namespace pgfleet::gateway

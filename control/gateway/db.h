@@ -27,6 +27,8 @@ enum class DbErrorKind {
   Unavailable,  // cannot connect, connection lost, pool exhausted, API schema missing: 503
   BadInput,     // the database rejected a parameter (SQLSTATE class 22): 400
   Timeout,      // statement_timeout fired: 503
+  Forbidden,    // insufficient privilege (SQLSTATE 42501) or the session's role cannot be assumed: 403
+  Conflict,     // the object exists already (SQLSTATE 42710, 23505): 409
   Internal,     // anything else: 500
 };
 
@@ -61,6 +63,16 @@ class ConnectionPool {
   // PGRES_TUPLES_OK or PGRES_COMMAND_OK; throws DbError otherwise.
   ResultPtr query(const char *sql, const std::vector<std::optional<std::string>> &params);
 
+  // The same, as role: BEGIN; SET LOCAL ROLE <role> (quoted with PQescapeIdentifier); the statement;
+  // COMMIT (ROLLBACK on any error), so row-level security and privileges are those of role. The pool's
+  // own login must be allowed to SET ROLE to it (a superuser, or a member of role).
+  ResultPtr query_as(const std::string &role, const char *sql, const std::vector<std::optional<std::string>> &params);
+
+ private:
+  ResultPtr run(const std::string *role, const char *sql, const std::vector<std::optional<std::string>> &params);
+
+ public:
+
  private:
   class Lease;
   PGconn *acquire();                      // a healthy connection or throws DbError(Unavailable)
@@ -75,5 +87,11 @@ class ConnectionPool {
   std::vector<PGconn *> idle_;  // open, unused connections
   size_t open_ = 0;             // idle + leased + being opened
 };
+
+// Checks user's password by opening (and closing) a connection as user with conninfo (whose own user and
+// password are overridden). True only when the server accepted the login AND asked for the password
+// (PQconnectionUsedPassword): a trust or peer rule in pg_hba.conf does not count as a password check.
+// Throws DbError(Unavailable) when the server cannot be reached; false on any authentication failure.
+bool verify_login(const std::string &conninfo, const std::string &user, const std::string &password);
 
 }  // namespace pgfleet::gateway

@@ -1,6 +1,7 @@
 // main.cpp: pgfleet-gateway, the HTTP JSON API and static UI server in front of the central database.
 //
-//   pgfleet-gateway --listen HOST:PORT --db CONNINFO --ui-dir DIR [--port-file FILE]
+//   pgfleet-gateway --listen HOST:PORT --db CONNINFO --ui-dir DIR [--port-file FILE] [--auth-db CONNINFO]
+//                   [--session-ttl SECONDS] [--tls-cert FILE --tls-key FILE] [--secure-cookie]
 //
 // Design: a separate process (a fault in network-facing code never touches the database server).
 // cpp-httplib serves requests on its worker pool; handlers share a small libpq connection pool (db.h).
@@ -8,8 +9,16 @@
 // stops the server; in-flight requests finish (bounded by the read/write timeouts) and main() returns 0.
 // "--listen HOST:0" binds a free port; the chosen port is printed and, with --port-file, written
 // atomically (temporary file + rename) so a test can wait for the file and then connect.
-// Limits: request payload 1 MiB, socket read/write timeouts 10 s, statement_timeout 8 s, 4 database
-// connections (requests wait up to 5 s for one). One access log line per request goes to stderr.
+// Limits: request payload 1 MiB, request line + headers 8 KiB (CPPHTTPLIB_HEADER_MAX_LENGTH, compiled
+// into Debian's libcpp-httplib), socket read/write timeouts 10 s, keep-alive 5 s and 100 requests,
+// kWorkers request threads (further connections wait in the accept queue), statement_timeout 8 s,
+// 4 database connections (requests wait up to 5 s for one). One access log line per request goes to
+// stderr (never a body: passwords are not logged); request counts and latencies per route go to /metrics.
+// TLS: with --tls-cert/--tls-key the gateway serves HTTPS (Debian builds cpp-httplib with OpenSSL) and
+// marks the session cookie Secure; behind a TLS-terminating proxy, --secure-cookie does the latter.
+// Identity: the pool (--db) logs in as a superuser (the stack's owner over the Unix socket, peer
+// authentication) and every API request runs under SET LOCAL ROLE <logged-in role>; logins are
+// verified by a separate connection as the user with its password (--auth-db, default --db).
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,11 +31,14 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "api.h"
 #include "db.h"
+#include "metrics.h"
+#include "session.h"
 #include "http_util.h"
 #include "static_files.h"
 #include "validate.h"
@@ -39,6 +51,8 @@ constexpr size_t kPoolSize = 4;
 constexpr auto kAcquireTimeout = std::chrono::milliseconds(5000);
 constexpr size_t kMaxPayload = 1024 * 1024;
 constexpr time_t kSocketTimeoutSeconds = 10;
+constexpr size_t kWorkers = 16;
+constexpr long kDefaultSessionTtl = 8 * 3600;
 
 struct Options {
   std::string host;
@@ -46,6 +60,11 @@ struct Options {
   std::string conninfo;
   std::string ui_dir;
   std::string port_file;
+  std::string auth_conninfo;
+  std::string tls_cert;
+  std::string tls_key;
+  long session_ttl = kDefaultSessionTtl;
+  bool secure_cookie = false;
 };
 
 // Prints the usage text to f.
@@ -55,7 +74,12 @@ void usage(FILE *f) {
           "  --listen HOST:PORT  address to serve on; PORT 0 picks a free port ([::1]:PORT for IPv6)\n"
           "  --db CONNINFO       libpq connection string of the central database\n"
           "  --ui-dir DIR        directory with the web UI's static files\n"
-          "  --port-file FILE    write the bound port number to FILE (atomically)\n");
+          "  --port-file FILE    write the bound port number to FILE (atomically)\n"
+          "  --auth-db CONNINFO  where logins are verified (default: --db); user and password are added\n"
+          "  --session-ttl SECS  lifetime of a login session (default 28800)\n"
+          "  --tls-cert FILE     serve HTTPS with this certificate chain (PEM; needs --tls-key)\n"
+          "  --tls-key FILE      private key of --tls-cert (PEM)\n"
+          "  --secure-cookie     mark the session cookie Secure (behind a TLS proxy; implied by --tls-cert)\n");
 }
 
 // Splits HOST:PORT (host may be [v6]); false when malformed.
@@ -81,6 +105,10 @@ bool parse_args(int argc, char **argv, Options &opts) {
       usage(stdout);
       exit(0);
     }
+    if (arg == "--secure-cookie") {
+      opts.secure_cookie = true;
+      continue;
+    }
     size_t eq = arg.find('=');
     if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
@@ -102,6 +130,19 @@ bool parse_args(int argc, char **argv, Options &opts) {
       opts.ui_dir = value;
     } else if (arg == "--port-file") {
       opts.port_file = value;
+    } else if (arg == "--auth-db") {
+      opts.auth_conninfo = value;
+    } else if (arg == "--tls-cert") {
+      opts.tls_cert = value;
+    } else if (arg == "--tls-key") {
+      opts.tls_key = value;
+    } else if (arg == "--session-ttl") {
+      if (value.empty() || value.size() > 7 || value.find_first_not_of("0123456789") != std::string::npos ||
+          std::stol(value) < 1) {
+        fprintf(stderr, "pgfleet-gateway: --session-ttl must be 1..9999999 seconds\n");
+        return false;
+      }
+      opts.session_ttl = std::stol(value);
     } else {
       fprintf(stderr, "pgfleet-gateway: unknown option %s\n", arg.c_str());
       return false;
@@ -111,6 +152,12 @@ bool parse_args(int argc, char **argv, Options &opts) {
     fprintf(stderr, "pgfleet-gateway: --listen, --db and --ui-dir are required\n");
     return false;
   }
+  if (opts.tls_cert.empty() != opts.tls_key.empty()) {
+    fprintf(stderr, "pgfleet-gateway: --tls-cert and --tls-key go together\n");
+    return false;
+  }
+  if (opts.auth_conninfo.empty()) opts.auth_conninfo = opts.conninfo;
+  if (!opts.tls_cert.empty()) opts.secure_cookie = true;
   return true;
 }
 
@@ -144,13 +191,17 @@ std::string now_iso() {
 thread_local std::chrono::steady_clock::time_point request_start;
 thread_local bool request_started = false;
 
-// Writes one access log line to stderr: time, client, method, target, status, bytes, duration.
-void access_log(const httplib::Request &req, const httplib::Response &res) {
+// Writes one access log line to stderr: time, client, method, target, status, bytes, duration; and
+// counts the request in the metrics under its route pattern.
+void access_log(const httplib::Request &req, const httplib::Response &res, RequestMetrics &metrics) {
   double ms = -1;
   if (request_started) {
     ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_start).count();
     request_started = false;
   }
+  std::string &route = current_route();
+  metrics.observe(route.empty() ? "other" : route, req.method, res.status, ms < 0 ? 0 : ms / 1000);
+  route.clear();
   fprintf(stderr, "%s %s %s %s %d %zu %.1fms\n", now_iso().c_str(), sanitize_for_log(req.remote_addr, 64).c_str(),
           sanitize_for_log(req.method, 16).c_str(), sanitize_for_log(req.target.empty() ? req.path : req.target).c_str(),
           res.status, res.body.size(), ms);
@@ -178,8 +229,25 @@ int main(int argc, char **argv) {
   try {
     StaticFiles files(opts.ui_dir);
     ConnectionPool pool(opts.conninfo, kPoolSize, kAcquireTimeout);
+    SessionStore sessions{std::chrono::seconds(opts.session_ttl)};
+    RequestMetrics metrics;
+    Gateway gw{pool, files, sessions, metrics, opts.auth_conninfo, opts.secure_cookie};
 
-    httplib::Server server;
+    std::unique_ptr<httplib::Server> server_ptr;
+    if (!opts.tls_cert.empty()) {
+      auto ssl = std::make_unique<httplib::SSLServer>(opts.tls_cert.c_str(), opts.tls_key.c_str());
+      if (!ssl->is_valid()) {
+        fprintf(stderr, "pgfleet-gateway: cannot use --tls-cert %s / --tls-key %s (unreadable or not matching PEM files)\n",
+                sanitize_for_log(opts.tls_cert).c_str(), sanitize_for_log(opts.tls_key).c_str());
+        return 1;
+      }
+      server_ptr = std::move(ssl);
+    } else {
+      server_ptr = std::make_unique<httplib::Server>();
+    }
+    httplib::Server &server = *server_ptr;
+    server.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
+    server.set_keep_alive_max_count(100);
     server.set_payload_max_length(kMaxPayload);
     server.set_read_timeout(kSocketTimeoutSeconds, 0);
     server.set_write_timeout(kSocketTimeoutSeconds, 0);
@@ -206,14 +274,16 @@ int main(int argc, char **argv) {
         default: return send_error(res, res.status, res.status >= 500 ? "internal error" : "bad request", "");
       }
     });
-    server.set_logger(access_log);
+    server.set_logger([&metrics](const httplib::Request &req, const httplib::Response &res) {
+      access_log(req, res, metrics);
+    });
     // httplib's default sets SO_REUSEPORT, which lets a second gateway silently share a fixed port; keep
     // only SO_REUSEADDR (fast restart over TIME_WAIT) so a busy port is reported as an error.
     server.set_socket_options([](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
-    register_routes(server, pool, files);
+    register_routes(server, gw);
 
     int port = opts.port;
     if (port == 0) {
@@ -227,7 +297,8 @@ int main(int argc, char **argv) {
     }
     if (!opts.port_file.empty() && !write_port_file(opts.port_file, port)) return 1;
     bool v6 = opts.host.find(':') != std::string::npos;
-    printf("pgfleet-gateway: listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts.host.c_str(), v6 ? "]" : "", port);
+    printf("pgfleet-gateway: listening on %s://%s%s%s:%d\n", opts.tls_cert.empty() ? "http" : "https", v6 ? "[" : "",
+           opts.host.c_str(), v6 ? "]" : "", port);
     fflush(stdout);
 
     std::atomic<bool> listen_done{false};

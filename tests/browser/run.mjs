@@ -20,12 +20,12 @@ const { chromium } = require('playwright-core');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const DEADLINE_MS = 85000;
+const DEADLINE_MS = 110000;
 const DEFAULT_METRIC = 'host.cpu.utilization';
 
 // Parses --url, --out and --hostname; exits 2 with usage on misuse.
 function parseArgs(argv) {
-  const opts = { url: '', out: '', hostname: '' };
+  const opts = { url: '', out: '', hostname: '', user: '', password: process.env.PGFLEET_UI_PASSWORD || '' };
   for (let i = 0; i < argv.length; i++) {
     const [key, inline] = argv[i].split(/=(.*)/s, 2);
     const value = inline !== undefined ? inline : argv[++i];
@@ -33,15 +33,18 @@ function parseArgs(argv) {
     if (key === '--url') opts.url = value.replace(/\/+$/, '');
     else if (key === '--out') opts.out = value;
     else if (key === '--hostname') opts.hostname = value;
+    else if (key === '--user') opts.user = value;
     else usage(`unknown option ${key}`);
   }
-  if (!opts.url || !opts.out) usage('--url and --out are required');
+  if (!opts.url || !opts.out || !opts.user || !opts.password) {
+    usage('--url, --out and --user are required, and the password in $PGFLEET_UI_PASSWORD');
+  }
   return opts;
 }
 
 // Prints the usage and exits 2.
 function usage(msg) {
-  console.error(`run.mjs: ${msg}\nusage: node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR [--hostname H]`);
+  console.error(`run.mjs: ${msg}\nusage: PGFLEET_UI_PASSWORD=... node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR --user U [--hostname H]`);
   process.exit(2);
 }
 
@@ -103,7 +106,8 @@ const deadline = setTimeout(async () => {
   process.exit(1);
 }, DEADLINE_MS);
 
-const problems = [];  // console errors, page errors, failed requests, HTTP errors
+const problems = [];  // console errors, page errors, failed requests, HTTP errors (recorded once logged in)
+let loggedIn = false;  // before the login, the 401 of GET /api/session (and its console line) is expected
 let page = null;
 
 // Reads the chart container's test attributes.
@@ -137,12 +141,18 @@ try {
     });
     page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(20000);
-    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`); });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && (loggedIn || !msg.text().includes('401'))) problems.push(`console error: ${msg.text()}`);
+    });
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('requestfailed', (req) => {
+      // ERR_ABORTED: a fetch cut short by our own page.reload() (the theme check), not a failure.
+      if (req.failure() && req.failure().errorText === 'net::ERR_ABORTED') return;
       problems.push(`request failed: ${req.method()} ${req.url()} ${req.failure() ? req.failure().errorText : ''}`);
     });
-    page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`); });
+    page.on('response', (res) => {
+      if (res.status() >= 400 && (loggedIn || res.status() !== 401)) problems.push(`HTTP ${res.status()}: ${res.url()}`);
+    });
     return context.browser() ? context.browser().version() : 'persistent context';
   });
 
@@ -151,6 +161,30 @@ try {
     assert(res && res.ok(), `GET / answered ${res ? res.status() : 'nothing'}`);
     assert((await page.title()) === 'pgfleet', `unexpected title '${await page.title()}'`);
     return res.headers()['content-type'];
+  });
+
+  await require_('without a session the login form is shown', async () => {
+    await page.waitForSelector('[data-testid=login-form]', { state: 'visible', timeout: 10000 });
+    assert(await page.locator('#app-view').isHidden(), 'the application is visible before the login');
+    await page.screenshot({ path: join(opts.out, 'ui-login.png') });
+    return 'ui-login.png';
+  });
+
+  await check('a wrong password is refused with a message', async () => {
+    await page.fill('[data-testid=login-user]', opts.user);
+    await page.fill('[data-testid=login-password]', 'certainly-not-the-password');
+    await page.click('[data-testid=login-submit]');
+    await page.waitForSelector('[data-testid=login-error]', { state: 'visible', timeout: 10000 });
+    return await page.textContent('[data-testid=login-error]');
+  });
+
+  await require_(`logging in as ${opts.user} shows the fleet`, async () => {
+    await page.fill('[data-testid=login-user]', opts.user);
+    await page.fill('[data-testid=login-password]', opts.password);
+    await page.click('[data-testid=login-submit]');
+    await page.waitForSelector('#app-view', { state: 'visible', timeout: 10000 });
+    loggedIn = true;
+    return await page.textContent('[data-testid=user]');
   });
 
   const rowSelector = opts.hostname
@@ -230,6 +264,81 @@ try {
     }, null, { timeout: 10000 });
     const st = await chartState();
     return `${counter}: ${st.points} rate points`;
+  });
+
+  await check('instances are grouped by namespace and the search filters them', async () => {
+    const groups = await page.locator('[data-testid=namespace-group]').count();
+    assert(groups >= 1, 'no namespace heading');
+    await page.fill('[data-testid=instance-search]', 'no-such-host-xyz');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=instance-row]').length === 0, null, { timeout: 5000 });
+    assert(await page.locator('[data-testid=instances-empty]').isVisible(), 'no "no match" message');
+    await page.fill('[data-testid=instance-search]', '');
+    await page.waitForSelector('[data-testid=instance-row]', { timeout: 5000 });
+    return `${groups} namespace group(s)`;
+  });
+
+  for (const [view, file] of [['statements', 'ui-statements.png'], ['activity', 'ui-activity.png']]) {
+    await check(`the ${view} page loads (table or a plain "no data" line)`, async () => {
+      const req = page.waitForResponse((r) => r.url().includes(view === 'statements' ? '/statements?' : '/wait_profile?'),
+        { timeout: 10000 });
+      await page.click(`[data-testid=tab-${view}]`);
+      const res = await req;
+      assert(res.status() === 200, `the API answered ${res.status()}`);
+      await page.waitForSelector(`[data-testid=view-${view}]`, { state: 'visible', timeout: 5000 });
+      await page.waitForTimeout(300);
+      const rows = await page.locator(`[data-testid=${view === 'statements' ? 'statement' : 'activity'}-row]`).count();
+      await page.screenshot({ path: join(opts.out, file), fullPage: true });
+      return `${rows} row(s), ${file}`;
+    });
+  }
+
+  for (const view of ['tables', 'replication']) {
+    await check(`the ${view} page says plainly that its data is not collected yet`, async () => {
+      await page.click(`[data-testid=tab-${view}]`);
+      const pane = page.locator(`[data-testid=view-${view}]`);
+      await pane.waitFor({ state: 'visible', timeout: 5000 });
+      const text = await pane.textContent();
+      assert(/not collected yet/i.test(text), `text: ${text.slice(0, 80)}`);
+      await page.screenshot({ path: join(opts.out, `ui-${view}.png`), fullPage: true });
+      return `ui-${view}.png`;
+    });
+  }
+
+  await check('the dark theme applies and is remembered', async () => {
+    await page.click('[data-testid=tab-metrics]');
+    const before = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.click('[data-testid=theme-toggle]');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 5000 });
+    const after = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=chart]').dataset.points || 0) >= 1 ||
+      !document.querySelector('[data-testid=chart-empty]').hidden, null, { timeout: 15000 });
+    await page.screenshot({ path: join(opts.out, 'ui-dark.png'), fullPage: true });
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForSelector('#app-view', { state: 'visible', timeout: 10000 });
+    const kept = await page.evaluate(() => document.documentElement.dataset.theme);
+    assert(kept === 'dark', `after a reload the theme is ${kept}`);
+    await page.click('[data-testid=theme-toggle]');
+    return `background ${before} -> ${after}, ui-dark.png`;
+  });
+
+  await check('Swagger UI at /api/docs shows the OpenAPI document', async () => {
+    await page.goto(`${opts.url}/api/docs`, { waitUntil: 'load', timeout: 15000 });
+    await page.waitForFunction(() => {
+      const t = document.querySelector('.swagger-ui .info .title');
+      return t && t.textContent.includes('pgfleet gateway API') && document.querySelectorAll('.opblock').length > 5;
+    }, null, { timeout: 15000 });
+    const ops = await page.locator('.opblock').count();
+    await page.screenshot({ path: join(opts.out, 'ui-api-docs.png') });
+    await page.goto(`${opts.url}/`, { waitUntil: 'load', timeout: 15000 });
+    await page.waitForSelector('#app-view', { state: 'visible', timeout: 10000 });
+    return `${ops} operations, ui-api-docs.png`;
+  });
+
+  await check('logging out shows the login form again', async () => {
+    loggedIn = false;  // a refresh racing the logout may see a 401, which is fine
+    await page.click('[data-testid=logout]');
+    await page.waitForSelector('[data-testid=login-form]', { state: 'visible', timeout: 10000 });
+    return '';
   });
 
   await check('no console errors, page errors or failed requests', async () => {

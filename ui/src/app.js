@@ -1,4 +1,9 @@
-// pgfleet UI: fleet overview and a live metric chart for one instance.
+// pgfleet UI: login, fleet overview grouped by namespace (with search), and per-instance pages: a live
+// metric chart, top statements, wait events, and pages for data the agent does not collect yet.
+//
+// Access: the gateway keeps the session (an HttpOnly cookie the page cannot read); the page asks
+// GET /api/session at start and shows the login form when it answers 401 (also when any later call
+// does: the session expired). Theme: light or dark, from the toggle (localStorage) or the system.
 //
 // Design: no framework. One `state` object, plain DOM updates with textContent (never innerHTML with
 // data from the API), and one refresh loop (setTimeout chain, so requests never overlap) that reloads
@@ -23,7 +28,13 @@
     conn: $('conn'), rows: $('instance-rows'), count: $('instance-count'), instancesEmpty: $('instances-empty'),
     title: $('detail-title'), meta: $('detail-meta'), controls: $('controls'), select: $('metric-select'),
     hint: $('metric-hint'), chart: $('chart'), chartEmpty: $('chart-empty'), foot: $('chart-foot'),
+    loginView: $('login-view'), appView: $('app-view'), loginForm: $('login-form'), loginUser: $('login-user'),
+    loginPassword: $('login-password'), loginError: $('login-error'), user: $('user'), logout: $('logout'),
+    themeToggle: $('theme-toggle'), apiDocs: $('api-docs'), search: $('instance-search'),
+    statementsRows: $('statements-rows'), statementsEmpty: $('statements-empty'),
+    activityRows: $('activity-rows'), activityEmpty: $('activity-empty'),
   };
+  const VIEWS = ['metrics', 'statements', 'activity', 'tables', 'replication'];
 
   const state = {
     instances: [],
@@ -36,15 +47,28 @@
     generation: 0,      // bumped on every selection change; stale responses are dropped
     refreshes: 0,
     timer: null,
+    view: 'metrics',    // the instance page shown (VIEWS)
+    search: '',         // instance filter text
+    session: null,      // {user, role} once logged in
   };
 
+  // Raised by api() on 401: the session is missing or expired; the login form is shown.
+  class LoginRequired extends Error {}
+
   // Fetches a gateway JSON endpoint with a timeout; throws Error("error: detail") on failure.
-  async function api(path) {
+  async function api(path, post) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
-      const res = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/json' } });
-      const body = await res.json().catch(() => null);
+      const init = { signal: ctl.signal, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+      if (post !== undefined) {
+        init.method = 'POST';
+        init.headers['Content-Type'] = 'application/json';
+        init.body = JSON.stringify(post);
+      }
+      const res = await fetch(path, init);
+      const body = res.status === 204 ? null : await res.json().catch(() => null);
+      if (res.status === 401 && path !== '/api/login') throw new LoginRequired('not logged in');
       if (!res.ok) {
         const msg = body && body.error ? body.error + (body.detail ? ': ' + body.detail : '') : 'HTTP ' + res.status;
         throw new Error(msg);
@@ -127,6 +151,7 @@
     const id = Number(params.get('instance'));
     if (params.has('instance') && Number.isSafeInteger(id)) state.selectedId = id;
     if (params.get('metric')) state.metric = params.get('metric');
+    if (VIEWS.includes(params.get('view'))) state.view = params.get('view');
   }
 
   // Writes the selection into the URL hash without adding history entries.
@@ -134,6 +159,7 @@
     const params = new URLSearchParams();
     if (state.selectedId !== null) params.set('instance', String(state.selectedId));
     if (state.metric) params.set('metric', state.metric);
+    if (state.view !== 'metrics') params.set('view', state.view);
     history.replaceState(null, '', '#' + params.toString());
   }
 
@@ -146,7 +172,20 @@
   // Rebuilds the instance table from state.instances, keeping the selection highlighted.
   function renderInstances() {
     const frag = document.createDocumentFragment();
-    for (const inst of state.instances) {
+    const q = state.search.trim().toLowerCase();
+    const shown = state.instances.filter((i) => !q ||
+      [i.hostname, i.agent_id, i.namespace, i.server_version].some((v) => String(v || '').toLowerCase().includes(q)));
+    let group = null;
+    for (const inst of shown) {
+      if (inst.namespace !== group) {  // the API orders by namespace: one heading row per namespace
+        group = inst.namespace;
+        const head = make('tr', 'group');
+        head.dataset.testid = 'namespace-group';
+        const td = make('td', null, 'namespace ' + group + ' · ' + shown.filter((i) => i.namespace === group).length);
+        td.colSpan = 4;
+        head.append(td);
+        frag.append(head);
+      }
       const tr = make('tr');
       tr.tabIndex = 0;
       tr.dataset.testid = 'instance-row';
@@ -173,8 +212,10 @@
       frag.append(tr);
     }
     el.rows.replaceChildren(frag);
-    el.count.textContent = state.instances.length ? String(state.instances.length) : '';
-    el.instancesEmpty.hidden = state.instances.length > 0;
+    el.count.textContent = state.instances.length
+      ? (shown.length === state.instances.length ? String(shown.length) : shown.length + ' of ' + state.instances.length) : '';
+    el.instancesEmpty.textContent = state.instances.length ? 'No instance matches the search.' : 'No instances have reported yet.';
+    el.instancesEmpty.hidden = shown.length > 0;
   }
 
   // Shows the selected instance's name and facts above the chart.
@@ -242,6 +283,10 @@
     return [xs, ...ys];
   }
 
+  // Chart colours of the current theme.
+  function axisColor() { return getComputedStyle(document.documentElement).getPropertyValue('--muted').trim() || '#475569'; }
+  function gridColor() { return getComputedStyle(document.documentElement).getPropertyValue('--border').trim() || '#eef2f7'; }
+
   // Creates the uPlot chart for the given series (one line per label set).
   function buildPlot(metric, m, series, data) {
     destroyPlot();
@@ -264,9 +309,9 @@
         })),
       ],
       axes: [
-        { stroke: '#475569', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' } },
+        { stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { stroke: gridColor() } },
         {
-          stroke: '#475569', size: 80, grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' },
+          stroke: axisColor(), size: 80, grid: { stroke: gridColor() }, ticks: { stroke: gridColor() },
           values: (u, splits) => splits.map((v) => formatValue(v, unit)),
         },
       ],
@@ -335,9 +380,76 @@
     const generation = state.generation;
     renderInstances();
     renderDetailHeader();
-    await refreshMetrics(generation);
-    await refreshChart(generation);
+    renderTabs();
+    if (state.view === 'metrics') {
+      await refreshMetrics(generation);
+      await refreshChart(generation);
+    } else if (state.view === 'statements') {
+      await refreshStatements(generation);
+    } else if (state.view === 'activity') {
+      await refreshActivity(generation);
+    }
     writeHash();
+  }
+
+  // Shows the tab and page of state.view.
+  function renderTabs() {
+    for (const b of document.querySelectorAll('.tabs button')) {
+      b.setAttribute('aria-selected', String(b.dataset.view === state.view));
+    }
+    for (const v of VIEWS) $('view-' + v).hidden = v !== state.view;
+  }
+
+  // The last hour as from/to query parameters.
+  function lastHour() {
+    const to = Date.now();
+    return new URLSearchParams({ from: new Date(to - WINDOW_SECONDS * 1000).toISOString(), to: new Date(to).toISOString() });
+  }
+
+  // A table cell with text (right-aligned when numeric).
+  function cell(text, cls) { return make('td', cls, text); }
+
+  // Top statements of the selected instance (fleet.top_statements through the gateway).
+  async function refreshStatements(generation) {
+    if (state.selectedId === null) return;
+    const rows = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/statements?' + lastHour());
+    if (generation !== state.generation) return;
+    el.statementsRows.replaceChildren(...rows.map((r) => {
+      const tr = make('tr');
+      tr.dataset.testid = 'statement-row';
+      const q = cell(r.query || '(query text not collected)', 'query');
+      tr.append(q, cell((r.datname || r.dbid) + ' / ' + (r.username || r.userid)), cell(r.calls, 'num'),
+        cell(round3(r.total_exec_time_ms || 0), 'num'), cell(round3(r.mean_exec_time_ms || 0), 'num'),
+        cell(r.rows, 'num'), cell(r.share_of_total_time === null || r.share_of_total_time === undefined ? '–'
+          : round3(100 * r.share_of_total_time) + ' %', 'num'));
+      return tr;
+    }));
+    el.statementsEmpty.textContent = 'No statement statistics in the last hour for this instance.';
+    el.statementsEmpty.hidden = rows.length > 0;
+  }
+
+  // Wait events of the selected instance, summed over the last hour (fleet.wait_profile).
+  async function refreshActivity(generation) {
+    if (state.selectedId === null) return;
+    const rows = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/wait_profile?' + lastHour());
+    if (generation !== state.generation) return;
+    const sums = new Map();
+    const buckets = new Set();
+    for (const r of rows) {
+      const key = (r.wait_event_type || 'CPU') + '\u0000' + (r.wait_event || '');
+      sums.set(key, (sums.get(key) || 0) + (r.average_active_sessions || 0));
+      buckets.add(r.bucket);
+    }
+    const n = Math.max(1, buckets.size);
+    const list = Array.from(sums.entries()).map(([k, v]) => [k.split('\u0000'), v / n]).sort((a, b) => b[1] - a[1]);
+    el.activityRows.replaceChildren(...list.map(([[type, event], aas]) => {
+      const tr = make('tr');
+      tr.dataset.testid = 'activity-row';
+      tr.append(cell(type), cell(event || '–'), cell(round3(aas), 'num'));
+      return tr;
+    }));
+    el.activityEmpty.textContent = 'No activity samples in the last hour for this instance.';
+    el.activityEmpty.hidden = list.length > 0;
   }
 
   // Runs refresh() now and then every REFRESH_MS; errors are shown, the loop keeps going. A call while a
@@ -352,6 +464,11 @@
       await refresh();
       setStatus(true, 'live · updated ' + new Date().toLocaleTimeString());
     } catch (e) {
+      if (e instanceof LoginRequired) {
+        running = false;
+        showLogin('Your session has ended; please log in again.');
+        return;
+      }
       setStatus(false, 'error: ' + e.message);
     } finally {
       running = false;
@@ -380,11 +497,82 @@
     ro.observe(el.chart);
   }
 
+  // Applies a theme ('light' or 'dark') and remembers it.
+  function setTheme(theme, remember) {
+    document.documentElement.dataset.theme = theme;
+    el.themeToggle.textContent = theme === 'dark' ? 'Light theme' : 'Dark theme';
+    if (remember) { try { localStorage.setItem('pgfleet-theme', theme); } catch (e) { /* private mode */ } }
+    if (state.plot) { destroyPlot(); el.chart.dataset.points = '0'; loop(); }  // redraw with the theme's colours
+  }
+
+  // Shows the login form (optionally with a message) and stops refreshing.
+  function showLogin(message) {
+    clearTimeout(state.timer);
+    state.session = null;
+    el.appView.hidden = true;
+    el.loginView.hidden = false;
+    el.user.hidden = true;
+    el.logout.hidden = true;
+    el.apiDocs.hidden = true;
+    el.loginError.textContent = message || '';
+    el.loginError.hidden = !message;
+    setStatus(true, 'not logged in');
+    el.loginUser.focus();
+  }
+
+  // Shows the application for a session and starts the refresh loop.
+  function showApp(session) {
+    state.session = session;
+    el.loginView.hidden = true;
+    el.appView.hidden = false;
+    el.user.textContent = session.user + ' (' + session.role + ')';
+    el.user.hidden = false;
+    el.logout.hidden = false;
+    el.apiDocs.hidden = false;
+    loop();
+  }
+
   // Entry point.
-  function main() {
+  async function main() {
     if (typeof uPlot === 'undefined') {
       setStatus(false, 'error: uPlot did not load');
       return;
+    }
+    let theme = null;
+    try { theme = localStorage.getItem('pgfleet-theme'); } catch (e) { /* private mode */ }
+    if (theme !== 'light' && theme !== 'dark') {
+      theme = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+    }
+    setTheme(theme, false);
+    el.themeToggle.addEventListener('click', () => {
+      setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark', true);
+    });
+    el.loginForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      el.loginError.hidden = true;
+      try {
+        const session = await api('/api/login', { user: el.loginUser.value.trim(), password: el.loginPassword.value });
+        el.loginPassword.value = '';
+        showApp(session);
+      } catch (e) {
+        el.loginError.textContent = e.message === 'invalid user or password' ? 'Wrong user or password.' : e.message;
+        el.loginError.hidden = false;
+      }
+    });
+    el.logout.addEventListener('click', async () => {
+      try { await api('/api/logout', {}); } catch (e) { /* the session is gone either way */ }
+      showLogin('');
+    });
+    el.search.addEventListener('input', () => { state.search = el.search.value; renderInstances(); });
+    for (const b of document.querySelectorAll('.tabs button')) {
+      b.addEventListener('click', () => {
+        if (state.view === b.dataset.view) return;
+        state.view = b.dataset.view;
+        state.generation++;
+        destroyPlot();
+        renderTabs();
+        loop();
+      });
     }
     readHash();
     el.select.addEventListener('change', () => {
@@ -395,7 +583,13 @@
       loop();
     });
     watchSize();
-    loop();
+    renderTabs();
+    try {
+      showApp(await api('/api/session'));
+    } catch (e) {
+      if (e instanceof LoginRequired) showLogin('');
+      else setStatus(false, 'error: ' + e.message);
+    }
   }
 
   main();
