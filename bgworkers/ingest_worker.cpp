@@ -44,6 +44,7 @@
 extern "C" {
 #include "commands/extension.h"
 #include "postmaster/interrupt.h"
+#include "storage/pmsignal.h"
 
 PGDLLEXPORT void pgfleet_ingest_main(Datum main_arg);
 }
@@ -184,6 +185,10 @@ void IngestWorker::run()
         MemoryContextSwitchTo(TopMemoryContext);
         MemoryContextReset(batch_context_);
         MemoryContextSwitchTo(batch_context_);
+        /* Running never sleeps on the latch (it waits in NATS fetches), so WL_EXIT_ON_PM_DEATH alone would
+         * not notice a dead postmaster: an orphaned worker must not go on committing. */
+        if (!PostmasterIsAlive())
+            proc_exit(1);
         CHECK_FOR_INTERRUPTS();
         reload_settings_if_asked();
         switch (state_) {

@@ -49,6 +49,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Recent timestamps (3 h ago): data older than a namespace's retention would be deleted by the
+# maintenance worker in the middle of the test.
+base_ms=$(( ($(date +%s) - 3 * 3600) * 1000 ))
+publish_batches() { "$publish" --url "$nats_url" --base-ms "$base_ms" "$@"; } # a later --base-ms wins
+
 make -s -C "$top/tests/tools" BUILD="$build" >/dev/null || { echo "fleet_publish did not build"; echo "integration: 0 passed, 1 failed"; exit 1; }
 
 # NATS on a free port (-1), read back from its ports file.
@@ -71,7 +76,7 @@ CONF
 sql "CREATE EXTENSION pgfleet" >/dev/null
 
 # 1. 50 batches of 4 series, batch 20 replaced by garbage.
-"$publish" --url "$nats_url" --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 >/dev/null
+publish_batches --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 >/dev/null
 ok "49 good batches stored and the poison message dead-lettered" \
   wait_for 30 "SELECT (SELECT count(*) FROM fleet.ingest_ledger) = 49 AND (SELECT count(*) FROM fleet.dead_letter) = 1"
 worker_pid=$(sql "SELECT pid FROM fleet.worker_status WHERE worker = 0")
@@ -84,7 +89,7 @@ ok "the worker survived the poison message (same pid, running, 1 dead letter)" \
   test "$(sql "SELECT pid = $worker_pid AND state = 'running' AND dead_letters = 1 FROM fleet.worker_status")" = t
 
 # 2. The same 50 batches again, each twice (with and without Msg-Id): the ledger absorbs them.
-"$publish" --url "$nats_url" --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 --republish >/dev/null
+publish_batches --agent poison-test --boot b1 --count 50 --series 4 --garbage-at 20 --republish >/dev/null
 ok "redelivered batches are recognised as duplicates" \
   wait_for 30 "SELECT duplicates >= 49 FROM fleet.worker_status"
 # The garbage sent again without a Msg-Id is a new message, so it is a second dead letter.
@@ -100,11 +105,11 @@ echo "# worker stopped ${stop_ms} ms after SIGTERM"
 ok "SIGTERM stops the ingest worker within 1 s (${stop_ms} ms)" test "$stop_ms" -lt 1000
 ok "the launcher restarts the worker" \
   wait_for 20 "SELECT pid IS NOT NULL AND pid <> $worker_pid AND state = 'running' FROM fleet.worker_status"
-"$publish" --url "$nats_url" --agent poison-test --boot b2 --count 10 --series 4 --base-ms 1767312000000 >/dev/null
+publish_batches --agent poison-test --boot b2 --count 10 --series 4 --base-ms $((base_ms + 1000000)) >/dev/null
 ok "the restarted worker ingests" wait_for 20 "SELECT count(*) = 59 FROM fleet.ingest_ledger"
 
 # 4. nats-server killed with SIGKILL while a producer publishes, then restarted on the same port.
-"$publish" --url "$nats_url" --agent nats-kill --boot b1 --count 300 --series 2 > "$work/producer.log" 2>&1 &
+publish_batches --agent nats-kill --boot b1 --count 300 --series 2 > "$work/producer.log" 2>&1 &
 producer=$!
 sleep 0.5
 kill -9 "$nats_pid"; while kill -0 "$nats_pid" 2>/dev/null; do sleep 0.05; done
@@ -120,7 +125,7 @@ ok "nats-kill checksum exact" \
   test "$(sql "SELECT sum(value) FROM fleet.sample s JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'nats-kill'")" = "$(( 45150 * 2000 + 300 ))"
 
 # 5. A message the database refuses (port out of integer range): dead-lettered alone.
-"$publish" --url "$nats_url" --agent db-reject --boot b1 --count 5 --series 1 --bad-port-at 3 >/dev/null
+publish_batches --agent db-reject --boot b1 --count 5 --series 1 --bad-port-at 3 >/dev/null
 ok "a message the database refuses is dead-lettered as rejected by database, the others stored" \
   wait_for 20 "SELECT (SELECT count(*) FROM fleet.ingest_ledger WHERE agent_id = 'db-reject') = 4
                AND (SELECT count(*) FROM fleet.dead_letter WHERE reason = 'rejected by database'
@@ -128,7 +133,7 @@ ok "a message the database refuses is dead-lettered as rejected by database, the
 
 # 6. The database refuses whole batches (table renamed away): nothing is acked, nothing lost.
 sql "ALTER TABLE fleet.sample RENAME TO sample_away" >/dev/null
-"$publish" --url "$nats_url" --agent outage --boot b1 --count 20 --series 2 >/dev/null
+publish_batches --agent outage --boot b1 --count 20 --series 2 >/dev/null
 ok "batches failing as a whole are retried, not dead-lettered" \
   wait_for 20 "SELECT errors > 0 AND last_error LIKE 'batch not stored:%' FROM fleet.worker_status"
 dead_before=$(sql "SELECT count(*) FROM fleet.dead_letter")
