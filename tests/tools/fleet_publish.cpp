@@ -58,9 +58,15 @@ bool publish(jsCtx *js, const std::string &subject, const std::string &body, con
 int main(int argc, char **argv)
 {
     Options o;
-    for (int i = 1; i + 1 < argc || (i < argc && !strcmp(argv[i], "--republish")); i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         std::string k = argv[i];
+        if (k == "--help" || k == "-h") {
+            printf("usage: fleet_publish [--url URL] [--namespace NS] [--agent ID] [--boot BOOT] [--first-seq N]\n"
+                   "  [--count N] [--series N] [--base-ms MS] [--garbage-at SEQ] [--bad-port-at SEQ] [--republish]\n");
+            return 0;
+        }
         if (k == "--republish") { o.republish = true; i--; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "fleet_publish: option %s needs a value\n", k.c_str()); return 2; }
         std::string v = argv[i + 1];
         if (k == "--url") o.url = v;
         else if (k == "--namespace") o.ns = v;

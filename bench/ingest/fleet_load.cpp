@@ -1,0 +1,243 @@
+/*
+ * bench/ingest/fleet_load.cpp — load generator for pgfleet's ingest path: N simulated instances x M
+ * series, published to JetStream exactly as pgfleet-agent publishes (subject
+ * fleet.in.<ns>.<agent>.metrics, header Nats-Msg-Id <agent>:<boot>:<seq>, wire v1 Envelope with one
+ * SeriesDecl per sample and one Scrape, like agent/batch.h), from templates recorded from a real agent.
+ *
+ * Templates (--templates FILE, written by bench/ingest/record-templates): one series per line,
+ *   metric TAB kind TAB unit TAB labels TAB values
+ * labels "name=value" joined by 0x1f (empty: none), values comma-separated, one per recording step.
+ * Series j of an instance uses template j % T; replicas beyond the first T get an extra label
+ * replica=<j / T> (a real agent has ~130 series; 1,000 need replicas). Value at tick k of instance i:
+ * the template's value at step (k + 7 i) mod L; counters add one full template rise per wrap, so they
+ * stay monotonic.
+ *
+ * Modes:
+ *   (default) replay TICKS intervals as fast as possible, timestamps ending now (data in the recent past);
+ *   --paced   publish in real time: every instance once per interval, spread over the interval
+ *             (the sustained mode), for TICKS intervals.
+ * Options: --url URL --instances N --series M --interval S --ticks K --templates FILE --agent-prefix P
+ *          --boot B --namespace NS --max-pending N --end-ms MS (last timestamp; default now)
+ * Prints key=value lines: messages, samples, payload_bytes, wire_bytes (payload + subject + NATS
+ * header block), publish_seconds, failed.
+ */
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nats/nats.h>
+
+#include "fleet.pb.h"
+
+namespace {
+
+struct Template {
+    std::string metric, unit;
+    bool counter = false;
+    std::vector<std::pair<std::string, std::string>> labels;
+    std::vector<double> values;
+};
+
+std::atomic<long long> g_failed{0};
+
+void on_pub_error(jsCtx *, jsPubAckErr *pae, void *)
+{
+    g_failed++;
+    (void) pae;
+}
+
+std::vector<std::string> split(const std::string &s, char sep)
+{
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : s) {
+        if (c == sep) { out.push_back(cur); cur.clear(); }
+        else cur += c;
+    }
+    out.push_back(cur);
+    return out;
+}
+
+bool load_templates(const std::string &path, std::vector<Template> &out, size_t &len)
+{
+    std::ifstream in(path);
+    if (!in) return false;
+    std::string line;
+    len = SIZE_MAX;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        auto f = split(line, '\t');
+        if (f.size() != 5) continue;
+        Template t;
+        t.metric = f[0];
+        t.counter = f[1] == "counter";
+        t.unit = f[2];
+        if (!f[3].empty())
+            for (auto &kv : split(f[3], '\x1f')) {
+                auto eq = kv.find('=');
+                if (eq != std::string::npos) t.labels.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+            }
+        for (auto &v : split(f[4], ',')) if (!v.empty()) t.values.push_back(strtod(v.c_str(), nullptr));
+        if (t.values.size() < 2) continue;
+        len = std::min(len, t.values.size());
+        out.push_back(std::move(t));
+    }
+    return !out.empty();
+}
+
+long long now_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    std::string url = "nats://127.0.0.1:4222", templates_path, prefix = "bench", boot, ns = "default";
+    long long instances = 1000, series = 1000, interval_s = 10, ticks = 6, max_pending = 2000, end_ms = 0;
+    bool paced = false;
+    for (int i = 1; i < argc; i++) {
+        std::string k = argv[i];
+        if (k == "--paced") { paced = true; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "fleet_load: %s needs a value\n", k.c_str()); return 2; }
+        std::string v = argv[++i];
+        if (k == "--url") url = v;
+        else if (k == "--templates") templates_path = v;
+        else if (k == "--agent-prefix") prefix = v;
+        else if (k == "--boot") boot = v;
+        else if (k == "--namespace") ns = v;
+        else if (k == "--instances") instances = atoll(v.c_str());
+        else if (k == "--series") series = atoll(v.c_str());
+        else if (k == "--interval") interval_s = atoll(v.c_str());
+        else if (k == "--ticks") ticks = atoll(v.c_str());
+        else if (k == "--max-pending") max_pending = atoll(v.c_str());
+        else if (k == "--end-ms") end_ms = atoll(v.c_str());
+        else { fprintf(stderr, "fleet_load: unknown option %s\n", k.c_str()); return 2; }
+    }
+    std::vector<Template> tpl;
+    size_t len = 0;
+    if (!load_templates(templates_path, tpl, len)) {
+        fprintf(stderr, "fleet_load: no templates in '%s'\n", templates_path.c_str());
+        return 2;
+    }
+    if (boot.empty()) boot = "b" + std::to_string(now_ms());
+
+    natsConnection *nc = nullptr;
+    jsCtx *js = nullptr;
+    natsOptions *opts = nullptr;
+    natsOptions_Create(&opts);
+    natsOptions_SetURL(opts, url.c_str());
+    natsOptions_SetMaxReconnect(opts, -1);
+    natsOptions_SetReconnectWait(opts, 100);
+    natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = max_pending;
+    jo.PublishAsync.ErrHandler = on_pub_error;
+    if (natsConnection_Connect(&nc, opts) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+        fprintf(stderr, "fleet_load: cannot connect to %s\n", url.c_str());
+        return 1;
+    }
+
+    const long long interval_ms = interval_s * 1000;
+    if (end_ms == 0) end_ms = now_ms();
+    const long long first_ts = paced ? 0 : end_ms - (ticks - 1) * interval_ms;
+    long long messages = 0, samples = 0, payload_bytes = 0, wire_bytes = 0;
+    pgfleet::wire::v1::Envelope env;
+    std::string body;
+    std::vector<std::string> subjects(instances), agents(instances);
+    for (long long i = 0; i < instances; i++) {
+        agents[i] = prefix + "-" + std::to_string(i);
+        subjects[i] = "fleet.in." + ns + "." + agents[i] + ".metrics";
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const long long wall0 = now_ms();
+    for (long long k = 0; k < ticks; k++) {
+        for (long long i = 0; i < instances; i++) {
+            long long ts = first_ts + k * interval_ms;
+            if (paced) {
+                /* instance i publishes at offset i/N of each interval */
+                long long due = wall0 + k * interval_ms + (interval_ms * i) / instances;
+                long long wait = due - now_ms();
+                if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+                ts = due;
+            }
+            env.Clear();
+            env.set_schema_major(1);
+            env.set_agent_id(agents[i]);
+            env.set_boot_id(boot);
+            env.set_batch_seq(static_cast<uint64_t>(k + 1));
+            env.set_namespace_(ns);
+            env.set_created_unix_ms(ts);
+            if (k == 0) {
+                auto *inst = env.mutable_instance();
+                inst->set_hostname("host-" + agents[i]);
+                inst->set_server_version("15.8");
+                inst->set_server_version_num(150008);
+                inst->set_system_identifier(std::to_string(7300000000000000000LL + i));
+                inst->set_port(5432);
+            }
+            auto *m = env.mutable_metrics();
+            auto *scrape = m->add_scrapes();
+            scrape->set_ts_unix_ms(ts);
+            for (long long j = 0; j < series; j++) {
+                const Template &t = tpl[j % tpl.size()];
+                long long replica = j / static_cast<long long>(tpl.size());
+                auto *d = m->add_series();
+                d->set_ref(static_cast<uint32_t>(j));
+                d->set_metric(t.metric);
+                d->set_kind(t.counter ? pgfleet::wire::v1::COUNTER : pgfleet::wire::v1::GAUGE);
+                d->set_unit(t.unit);
+                bool replica_done = replica == 0;
+                for (auto &l : t.labels) {
+                    if (!replica_done && l.first > "replica") {
+                        auto *r = d->add_labels(); r->set_name("replica"); r->set_value(std::to_string(replica));
+                        replica_done = true;
+                    }
+                    auto *lab = d->add_labels(); lab->set_name(l.first); lab->set_value(l.second);
+                }
+                if (!replica_done) { auto *r = d->add_labels(); r->set_name("replica"); r->set_value(std::to_string(replica)); }
+                long long pos = k + 7 * i + j;
+                size_t idx = static_cast<size_t>(pos % static_cast<long long>(len));
+                double v = t.values[idx];
+                if (t.counter) v += static_cast<double>(pos / static_cast<long long>(len)) * (t.values[len - 1] - t.values[0]);
+                scrape->add_refs(static_cast<uint32_t>(j));
+                scrape->add_values(v);
+            }
+            env.SerializeToString(&body);
+            std::string msg_id = agents[i] + ":" + boot + ":" + std::to_string(k + 1);
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MsgId = msg_id.c_str();
+            natsStatus s;
+            while ((s = js_PublishAsync(js, subjects[i].c_str(), body.data(), static_cast<int>(body.size()), &po)) != NATS_OK)
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            messages++;
+            samples += series;
+            payload_bytes += static_cast<long long>(body.size());
+            /* HPUB headers block: "NATS/1.0\r\n" + "Nats-Msg-Id: <id>\r\n" + "\r\n" */
+            wire_bytes += static_cast<long long>(body.size() + subjects[i].size() + 10 + 13 + msg_id.size() + 2 + 2);
+        }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 120000;
+    natsStatus done = js_PublishAsyncComplete(js, &po);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("messages=%lld\nsamples=%lld\npayload_bytes=%lld\nwire_bytes=%lld\npublish_seconds=%.3f\nfailed=%lld\ncomplete=%s\nfirst_ts_ms=%lld\n",
+           messages, samples, payload_bytes, wire_bytes, secs, g_failed.load(), done == NATS_OK ? "yes" : "no",
+           paced ? wall0 : first_ts);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(opts);
+    return done == NATS_OK && g_failed.load() == 0 ? 0 : 1;
+}
