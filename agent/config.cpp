@@ -13,7 +13,22 @@
 
 namespace pgfleet::agent {
 
+const char *const kCollectorNames[kCollectorCount] = {"metrics", "statements", "activity", "inventory"};
+
 namespace {
+
+// Returns the integer at key of table, or fallback when absent; throws unless it lies in [low, high].
+int64_t get_integer(const toml::table &table, std::string_view key, std::string_view display_name, int64_t low,
+                    int64_t high, int64_t fallback) {
+    const toml::node *node = table.get(key);
+    if (node == nullptr) return fallback;
+    const auto *value = node->as_integer();
+    if (value == nullptr) throw ConfigError(std::string(display_name) + " must be an integer");
+    if (value->get() < low || value->get() > high)
+        throw ConfigError(std::string(display_name) + " must be between " + std::to_string(low) + " and " +
+                          std::to_string(high));
+    return value->get();
+}
 
 // Rejects any key of table (named table_name in messages, "" for the root) that is not in allowed.
 void reject_unknown_keys(const toml::table &table, std::string_view table_name,
@@ -92,7 +107,8 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
         throw ConfigError(message.str());
     }
 
-    reject_unknown_keys(root, "", {"agent_id", "namespace", "interval_seconds", "spool_dir", "postgres", "nats"});
+    reject_unknown_keys(root, "", {"agent_id", "namespace", "interval_seconds", "spool_dir", "spool_max_bytes",
+                                   "activity_sample_seconds", "postgres", "nats", "collectors"});
     const toml::table &postgres = get_table(root, "postgres");
     const toml::table &nats = get_table(root, "nats");
     reject_unknown_keys(postgres, "postgres", {"conninfo"});
@@ -107,12 +123,38 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
     if (!is_valid_subject_token(config.namespace_name))
         throw ConfigError("namespace must match [A-Za-z0-9_-]{1,64}, got \"" + config.namespace_name + "\"");
 
-    if (const toml::node *node = root.get("interval_seconds")) {
-        const auto *value = node->as_integer();
-        if (value == nullptr) throw ConfigError("interval_seconds must be an integer");
-        if (value->get() < 1 || value->get() > 3600)
-            throw ConfigError("interval_seconds must be between 1 and 3600");
-        config.interval_seconds = static_cast<int>(value->get());
+    config.interval_seconds = static_cast<int>(get_integer(root, "interval_seconds", "interval_seconds", 1, 3600, 10));
+    config.spool_max_bytes = static_cast<uint64_t>(
+        get_integer(root, "spool_max_bytes", "spool_max_bytes", 4096, int64_t{1} << 50, 256ll << 20));
+    config.activity_sample_seconds =
+        static_cast<int>(get_integer(root, "activity_sample_seconds", "activity_sample_seconds", 1, 60, 1));
+
+    const toml::table &collectors = get_table(root, "collectors");
+    for (const auto &[key, node] : collectors) {
+        bool known = false;
+        for (const char *name : kCollectorNames) known = known || key.str() == name;
+        if (!known)
+            throw ConfigError("unknown collector \"collectors." + std::string(key.str()) +
+                              "\" (known: metrics, statements, activity, inventory)");
+        if (!node.is_table())
+            throw ConfigError("collectors." + std::string(key.str()) + " must be a table ([collectors." +
+                              std::string(key.str()) + "])");
+    }
+    for (int i = 0; i < kCollectorCount; i++) {
+        std::string prefix = std::string("collectors.") + kCollectorNames[i];
+        const toml::node *node = collectors.get(kCollectorNames[i]);
+        CollectorConfig &collector = config.collectors[i];
+        collector.interval_seconds = config.interval_seconds;
+        if (node == nullptr) continue;
+        const toml::table &table = *node->as_table();
+        reject_unknown_keys(table, prefix, {"enabled", "interval_seconds"});
+        if (const toml::node *enabled = table.get("enabled")) {
+            const auto *value = enabled->as_boolean();
+            if (value == nullptr) throw ConfigError(prefix + ".enabled must be true or false");
+            collector.enabled = value->get();
+        }
+        collector.interval_seconds = static_cast<int>(
+            get_integer(table, "interval_seconds", prefix + ".interval_seconds", 1, 3600, config.interval_seconds));
     }
 
     config.spool_dir = get_string(root, "spool_dir", "spool_dir", true, "");

@@ -4,6 +4,13 @@
 //   namespace = "default"           # optional (default "default"), [A-Za-z0-9_-]{1,64}
 //   interval_seconds = 10           # optional (default 10), integer 1..3600
 //   spool_dir = "/var/lib/pgfleet/agent/spool"   # required, absolute path
+//   spool_max_bytes = 268435456     # optional (default 256 MiB), integer 4096..2^50: oldest batches are
+//                                   # dropped (and counted) beyond it
+//   activity_sample_seconds = 1     # optional (default 1), integer 1..60: pg_stat_activity sampling period
+//   [collectors.metrics]            # optional, one table per collector: metrics, statements, activity,
+//                                   # inventory
+//   enabled = true                  # optional (default true)
+//   interval_seconds = 10           # optional (default: the top-level interval_seconds), 1..3600
 //   [postgres]
 //   conninfo = "host=/run/postgresql port=5432 dbname=postgres"   # required, a libpq connection string
 //   [nats]
@@ -14,11 +21,23 @@
 //   pgfleet-agent: invalid configuration "/x.toml": interval_seconds must be between 1 and 3600
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 namespace pgfleet::agent {
+
+// Names of the collectors that may appear as [collectors.<name>].
+enum class CollectorId { metrics = 0, statements = 1, activity = 2, inventory = 3 };
+constexpr int kCollectorCount = 4;
+extern const char *const kCollectorNames[kCollectorCount];
+
+// One [collectors.<name>] table, resolved: interval_seconds is never 0 after parse_config.
+struct CollectorConfig {
+    bool enabled = true;
+    int interval_seconds = 0;
+};
 
 struct AgentConfig {
     std::string agent_id;
@@ -27,6 +46,11 @@ struct AgentConfig {
     std::string spool_dir;
     std::string postgres_conninfo;
     std::string nats_url = "nats://127.0.0.1:4222";
+    uint64_t spool_max_bytes = 256ull << 20;
+    int activity_sample_seconds = 1;
+    CollectorConfig collectors[kCollectorCount];
+
+    const CollectorConfig &collector(CollectorId id) const { return collectors[static_cast<int>(id)]; }
 };
 
 // Thrown for any unreadable or invalid configuration; what() is the reason without the file name.

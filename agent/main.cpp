@@ -2,8 +2,10 @@
 //
 //   pgfleet-agent --config FILE            run in the foreground, log to stderr
 //   pgfleet-agent --check --config FILE    validate the file, the spool, PostgreSQL and NATS; exit 0/1
-//   pgfleet-agent --once --config FILE     collect and publish one batch (plus the spool), then exit
+//   pgfleet-agent --once --config FILE     run every collector once, publish (plus the spool), then exit
 //   pgfleet-agent --version
+// While running: SIGHUP re-reads the configuration file (an invalid one is refused, the old one stays);
+// SIGTERM/SIGINT stop the agent within about a second.
 #include "agent/agent.h"
 #include "agent/batch.h"
 #include "agent/config.h"
@@ -18,8 +20,6 @@
 
 namespace {
 
-constexpr const char *kAgentVersion = "0.1.0";
-
 void print_usage(FILE *out) {
     fprintf(out,
             "usage: pgfleet-agent --config FILE [--check | --once] [--debug]\n"
@@ -27,8 +27,10 @@ void print_usage(FILE *out) {
             "\n"
             "  --config FILE  TOML configuration (see docs/interfaces.md)\n"
             "  --check        validate the configuration, the spool, PostgreSQL and NATS, then exit 0/1\n"
-            "  --once         collect and publish one batch, then exit (1 if batches stay in the spool)\n"
-            "  --debug        log one line per batch\n");
+            "  --once         run every collector once and publish, then exit (1 if batches stay in the spool)\n"
+            "  --debug        log one line per batch\n"
+            "\n"
+            "SIGHUP reloads the configuration file; SIGTERM or SIGINT stops the agent.\n");
 }
 
 }  // namespace
@@ -86,5 +88,5 @@ int main(int argc, char **argv) {
         printf("config: ok (%s)\n", config_path.c_str());
         return run_check(config);
     }
-    return run_agent(config, once);
+    return run_agent(config, config_path, once);
 }

@@ -18,8 +18,11 @@ constexpr int64_t kQueryTimeoutMs = 6000;  // statement_timeout (5 s) + margin f
 constexpr int kPollSliceMs = 200;
 
 const char *const kDatabaseQuery =
-    "SELECT datname, xact_commit, xact_rollback, blks_hit, blks_read, numbackends "
-    "FROM pg_catalog.pg_stat_database WHERE datname IS NOT NULL ORDER BY datname";
+    "SELECT s.datname, xact_commit, xact_rollback, blks_hit, blks_read, numbackends, tup_returned, tup_fetched, "
+    "tup_inserted, tup_updated, tup_deleted, conflicts, temp_files, temp_bytes, deadlocks, "
+    "pg_catalog.age(d.datfrozenxid), pg_catalog.mxid_age(d.datminmxid) "
+    "FROM pg_catalog.pg_stat_database s JOIN pg_catalog.pg_database d ON d.oid = s.datid "
+    "WHERE s.datname IS NOT NULL ORDER BY s.datname";
 
 const char *const kFactsQuery =
     "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text, "
@@ -56,6 +59,8 @@ double as_double(const PGresult *result, int row, int column) {
 
 }  // namespace
 
+void PgResultDeleter::operator()(PGresult *result) const { PQclear(result); }
+
 PgSource::PgSource(std::string conninfo, std::function<bool()> should_abort)
     : conninfo_(std::move(conninfo)), should_abort_(std::move(should_abort)) {}
 
@@ -64,6 +69,13 @@ PgSource::~PgSource() { disconnect(); }
 void PgSource::disconnect() {
     if (conn_ != nullptr) PQfinish(conn_);
     conn_ = nullptr;
+    prepared_.clear();
+}
+
+void PgSource::set_conninfo(const std::string &conninfo) {
+    if (conninfo == conninfo_) return;
+    conninfo_ = conninfo;
+    disconnect();
 }
 
 bool PgSource::wait_socket(bool for_write, int64_t deadline_ms, std::string *error) {
@@ -154,11 +166,9 @@ bool PgSource::ensure_connected(std::string *error) {
     return true;
 }
 
-PGresult *PgSource::run_query(const char *sql, std::string *error) {
-    if (!PQsendQuery(conn_, sql)) {
-        *error = trimmed(PQerrorMessage(conn_));
-        return nullptr;
-    }
+PGresult *PgSource::finish_query(std::string *error) {
+    query_count_++;
+    last_sqlstate_.clear();
     int64_t deadline = monotonic_ms() + kQueryTimeoutMs;
     // Non-blocking mode: push the query out, then read until the result is complete.
     int flush;
@@ -183,12 +193,64 @@ PGresult *PgSource::run_query(const char *sql, std::string *error) {
         if (result != nullptr) PQclear(result);
         result = next;
     }
-    if (result == nullptr || PQresultStatus(result) != PGRES_TUPLES_OK) {
+    ExecStatusType status = result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
         *error = result != nullptr ? trimmed(PQresultErrorMessage(result)) : trimmed(PQerrorMessage(conn_));
-        if (result != nullptr) PQclear(result);
+        if (result != nullptr) {
+            const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+            if (state != nullptr) last_sqlstate_ = state;
+            PQclear(result);
+        }
         return nullptr;
     }
     return result;
+}
+
+PGresult *PgSource::run_query(const char *sql, std::string *error) {
+    if (!PQsendQuery(conn_, sql)) {
+        *error = trimmed(PQerrorMessage(conn_));
+        return nullptr;
+    }
+    PGresult *result = finish_query(error);
+    if (result != nullptr && PQresultStatus(result) != PGRES_TUPLES_OK) {
+        *error = "query returned no rows";
+        PQclear(result);
+        return nullptr;
+    }
+    return result;
+}
+
+PgResult PgSource::exec(const char *name, const char *sql, int param_count, const char *const *params,
+                        std::string *error) {
+    if (conn_ == nullptr && !ensure_connected(error)) return nullptr;
+    bool prepared = false;
+    for (const std::string &known : prepared_) prepared = prepared || known == name;
+    if (!prepared) {
+        if (!PQsendPrepare(conn_, name, sql, param_count, nullptr)) {
+            *error = trimmed(PQerrorMessage(conn_));
+            disconnect();
+            return nullptr;
+        }
+        PGresult *result = finish_query(error);
+        if (result == nullptr) {
+            // An SQL error (e.g. a missing function) leaves a usable connection; anything else does not.
+            if (last_sqlstate_.empty() || PQstatus(conn_) != CONNECTION_OK) disconnect();
+            return nullptr;
+        }
+        PQclear(result);
+        prepared_.emplace_back(name);
+    }
+    if (!PQsendQueryPrepared(conn_, name, param_count, params, nullptr, nullptr, 0)) {
+        *error = trimmed(PQerrorMessage(conn_));
+        disconnect();
+        return nullptr;
+    }
+    PGresult *result = finish_query(error);
+    if (result == nullptr) {
+        if (last_sqlstate_.empty() || PQstatus(conn_) != CONNECTION_OK) disconnect();
+        return nullptr;
+    }
+    return PgResult(result);
 }
 
 bool PgSource::collect(std::vector<DatabaseStats> *databases, InstanceFacts *facts, std::string *error) {
@@ -209,6 +271,17 @@ bool PgSource::collect(std::vector<DatabaseStats> *databases, InstanceFacts *fac
         stats.blks_hit = as_double(result, row, 3);
         stats.blks_read = as_double(result, row, 4);
         stats.numbackends = as_double(result, row, 5);
+        stats.tup_returned = as_double(result, row, 6);
+        stats.tup_fetched = as_double(result, row, 7);
+        stats.tup_inserted = as_double(result, row, 8);
+        stats.tup_updated = as_double(result, row, 9);
+        stats.tup_deleted = as_double(result, row, 10);
+        stats.conflicts = as_double(result, row, 11);
+        stats.temp_files = as_double(result, row, 12);
+        stats.temp_bytes = as_double(result, row, 13);
+        stats.deadlocks = as_double(result, row, 14);
+        stats.xid_age = as_double(result, row, 15);
+        stats.mxid_age = as_double(result, row, 16);
     }
     PQclear(result);
 

@@ -88,6 +88,11 @@ bool write_all(int fd, const char *data, size_t length) {
 bool Spool::open(const std::string &dir, std::string *error) {
     dir_ = dir;
     names_.clear();
+    sizes_.clear();
+    memory_.clear();
+    is_memory_.clear();
+    total_bytes_ = 0;
+    memory_count_ = 0;
     next_spool_seq_ = 1;
     if (!make_directories(dir_)) {
         *error = errno_message("could not create spool directory", dir_);
@@ -120,11 +125,43 @@ bool Spool::open(const std::string &dir, std::string *error) {
         return false;
     }
     std::sort(found.begin(), found.end());
-    names_.assign(found.begin(), found.end());
+    for (const std::string &name : found) {
+        struct stat info;
+        std::string path = dir_ + "/" + name;
+        uint64_t size = stat(path.c_str(), &info) == 0 ? static_cast<uint64_t>(info.st_size) : 0;
+        names_.push_back(name);
+        sizes_.push_back(size);
+        memory_.emplace_back();
+        is_memory_.push_back(false);
+        total_bytes_ += size;
+    }
     return true;
 }
 
-bool Spool::append(std::string_view boot_id, uint64_t batch_seq, const std::string &bytes, std::string *error) {
+void Spool::pop_oldest() {
+    total_bytes_ -= sizes_.front();
+    if (is_memory_.front()) memory_count_--;
+    names_.pop_front();
+    sizes_.pop_front();
+    memory_.pop_front();
+    is_memory_.pop_front();
+}
+
+size_t Spool::enforce_limit(uint64_t max_bytes) {
+    size_t dropped = 0;
+    while (total_bytes_ > max_bytes && names_.size() > 1) {
+        if (!is_memory_.front()) {
+            std::string path = dir_ + "/" + names_.front();
+            unlink(path.c_str());  // best effort: a file that stays is only published late, deduplicated
+        }
+        pop_oldest();
+        dropped++;
+    }
+    return dropped;
+}
+
+bool Spool::append(std::string_view boot_id, uint64_t batch_seq, const std::string &bytes, std::string *error,
+                   bool *enospc) {
     if (dir_.empty()) {
         fprintf(stderr, "pgfleet-agent: Spool::append called before open\n");
         abort();
@@ -135,35 +172,58 @@ bool Spool::append(std::string_view boot_id, uint64_t batch_seq, const std::stri
     path_buffer_.assign(dir_).append("/").append(name);
     tmp_path_buffer_.assign(path_buffer_).append(kTmpSuffix);
 
-    int fd = ::open(tmp_path_buffer_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        *error = errno_message("could not create spool file", tmp_path_buffer_);
+    if (enospc != nullptr) *enospc = false;
+    // Keeps the batch in memory after a failed write (errno describes the failure).
+    auto keep_in_memory = [&](const char *what) {
+        int saved = errno;
+        *error = errno_message(what, tmp_path_buffer_) + "; keeping the batch in memory";
+        if (enospc != nullptr) *enospc = saved == ENOSPC || saved == EDQUOT;
+        names_.emplace_back(name);
+        sizes_.push_back(bytes.size());
+        memory_.push_back(bytes);
+        is_memory_.push_back(true);
+        total_bytes_ += bytes.size();
+        memory_count_++;
+        next_spool_seq_++;
         return false;
-    }
+    };
+    int fd = ::open(tmp_path_buffer_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return keep_in_memory("could not create spool file");
     if (!write_all(fd, bytes.data(), bytes.size()) || fsync(fd) != 0) {
-        *error = errno_message("could not write spool file", tmp_path_buffer_);
+        int saved = errno;
         close(fd);
         unlink(tmp_path_buffer_.c_str());
-        return false;
+        errno = saved;
+        return keep_in_memory("could not write spool file");
     }
     if (close(fd) != 0) {
-        *error = errno_message("could not close spool file", tmp_path_buffer_);
+        int saved = errno;
         unlink(tmp_path_buffer_.c_str());
-        return false;
+        errno = saved;
+        return keep_in_memory("could not close spool file");
     }
     if (rename(tmp_path_buffer_.c_str(), path_buffer_.c_str()) != 0) {
-        *error = errno_message("could not rename spool file", tmp_path_buffer_);
+        int saved = errno;
         unlink(tmp_path_buffer_.c_str());
-        return false;
+        errno = saved;
+        return keep_in_memory("could not rename spool file");
     }
     error->clear();
     if (!fsync_directory(dir_)) *error = errno_message("could not fsync spool directory", dir_);
     names_.emplace_back(name);
+    sizes_.push_back(bytes.size());
+    memory_.emplace_back();
+    is_memory_.push_back(false);
+    total_bytes_ += bytes.size();
     next_spool_seq_++;
     return true;
 }
 
 bool Spool::read_oldest(std::string *bytes, std::string *error) const {
+    if (is_memory_.front()) {
+        bytes->assign(memory_.front());
+        return true;
+    }
     std::string path = dir_ + "/" + names_.front();
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -195,7 +255,9 @@ bool Spool::read_oldest(std::string *bytes, std::string *error) const {
 
 bool Spool::remove_oldest(std::string *error) {
     std::string path = dir_ + "/" + names_.front();
-    names_.pop_front();
+    bool memory = is_memory_.front();
+    pop_oldest();
+    if (memory) return true;
     if (unlink(path.c_str()) != 0 && errno != ENOENT) {
         *error = errno_message("could not remove spool file", path);
         return false;
@@ -205,7 +267,9 @@ bool Spool::remove_oldest(std::string *error) {
 
 bool Spool::quarantine_oldest(std::string *error) {
     std::string path = dir_ + "/" + names_.front();
-    names_.pop_front();
+    bool memory = is_memory_.front();
+    pop_oldest();
+    if (memory) return true;  // an in-memory batch has no file to set aside
     std::string target = path + ".corrupt";
     if (rename(path.c_str(), target.c_str()) != 0) {
         *error = errno_message("could not rename spool file", path);

@@ -144,3 +144,51 @@ TEST(Config, LoadFromFile) {
         EXPECT_STREQ(error.what(), "could not open file: No such file or directory");
     }
 }
+
+TEST(Config, NewKeysDefaults) {
+    AgentConfig config = parse_config(kGoodConfig, "test.toml");
+    EXPECT_EQ(config.spool_max_bytes, 256ull << 20);
+    EXPECT_EQ(config.activity_sample_seconds, 1);
+    for (int i = 0; i < pgfleet::agent::kCollectorCount; i++) {
+        EXPECT_TRUE(config.collectors[i].enabled) << pgfleet::agent::kCollectorNames[i];
+        EXPECT_EQ(config.collectors[i].interval_seconds, 10) << pgfleet::agent::kCollectorNames[i];
+    }
+}
+
+TEST(Config, SpoolBoundAndActivitySampling) {
+    std::string text = std::string(kGoodConfig) + "";
+    text.insert(text.find("[postgres]"), "spool_max_bytes = 65536\nactivity_sample_seconds = 5\n");
+    AgentConfig config = parse_config(text, "test.toml");
+    EXPECT_EQ(config.spool_max_bytes, 65536u);
+    EXPECT_EQ(config.activity_sample_seconds, 5);
+    EXPECT_EQ(error_of(with_line("interval_seconds", "interval_seconds = 10\nspool_max_bytes = 4095")),
+              "spool_max_bytes must be between 4096 and 1125899906842624");
+    EXPECT_EQ(error_of(with_line("interval_seconds", "interval_seconds = 10\nspool_max_bytes = \"1G\"")),
+              "spool_max_bytes must be an integer");
+    EXPECT_EQ(error_of(with_line("interval_seconds", "interval_seconds = 10\nactivity_sample_seconds = 61")),
+              "activity_sample_seconds must be between 1 and 60");
+}
+
+TEST(Config, CollectorTables) {
+    std::string text = std::string(kGoodConfig) +
+                       "[collectors.statements]\nenabled = false\n"
+                       "[collectors.activity]\ninterval_seconds = 30\n";
+    AgentConfig config = parse_config(text, "test.toml");
+    using pgfleet::agent::CollectorId;
+    EXPECT_TRUE(config.collector(CollectorId::metrics).enabled);
+    EXPECT_EQ(config.collector(CollectorId::metrics).interval_seconds, 10);
+    EXPECT_FALSE(config.collector(CollectorId::statements).enabled);
+    EXPECT_EQ(config.collector(CollectorId::statements).interval_seconds, 10);
+    EXPECT_EQ(config.collector(CollectorId::activity).interval_seconds, 30);
+
+    EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.plans]\n"),
+              "unknown collector \"collectors.plans\" (known: metrics, statements, activity, inventory)");
+    EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors]\nmetrics = 1\n"),
+              "collectors.metrics must be a table ([collectors.metrics])");
+    EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.metrics]\nenabled = 1\n"),
+              "collectors.metrics.enabled must be true or false");
+    EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.metrics]\ninterval_seconds = 3601\n"),
+              "collectors.metrics.interval_seconds must be between 1 and 3600");
+    EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.metrics]\nperiod = 3\n"),
+              "unknown key \"collectors.metrics.period\"");
+}

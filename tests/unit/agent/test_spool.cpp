@@ -129,3 +129,61 @@ TEST_F(SpoolTest, OpenFailsOnAFile) {
     EXPECT_FALSE(spool.open(root_ + "/file", &error_));
     EXPECT_NE(error_.find("could not create spool directory"), std::string::npos) << error_;
 }
+
+TEST_F(SpoolTest, BytesAreCountedAcrossReopen) {
+    {
+        Spool spool;
+        ASSERT_TRUE(spool.open(dir_, &error_)) << error_;
+        ASSERT_TRUE(spool.append("b", 1, std::string(100, 'x'), &error_));
+        ASSERT_TRUE(spool.append("b", 2, std::string(50, 'y'), &error_));
+        EXPECT_EQ(spool.bytes(), 150u);
+        ASSERT_TRUE(spool.remove_oldest(&error_));
+        EXPECT_EQ(spool.bytes(), 50u);
+        ASSERT_TRUE(spool.append("b", 3, std::string(30, 'z'), &error_));
+    }
+    Spool spool;
+    ASSERT_TRUE(spool.open(dir_, &error_));
+    EXPECT_EQ(spool.bytes(), 80u);
+}
+
+TEST_F(SpoolTest, LimitDropsOldestFirstButKeepsTheNewest) {
+    Spool spool;
+    ASSERT_TRUE(spool.open(dir_, &error_)) << error_;
+    for (uint64_t seq = 1; seq <= 5; seq++) ASSERT_TRUE(spool.append("b", seq, std::string(100, 'a'), &error_));
+    EXPECT_EQ(spool.enforce_limit(1000), 0u);
+    EXPECT_EQ(spool.enforce_limit(250), 3u);
+    EXPECT_EQ(spool.size(), 2u);
+    EXPECT_EQ(spool.bytes(), 200u);
+    EXPECT_EQ(spool.oldest(), "00000000000000000004-b-00000000000000000004.batch");
+    EXPECT_EQ(files().size(), 2u);  // dropped files are gone from the disk
+    ASSERT_TRUE(spool.append("b", 6, std::string(5000, 'a'), &error_));
+    EXPECT_EQ(spool.enforce_limit(250), 2u);  // a batch larger than the bound is still kept, alone
+    EXPECT_EQ(spool.size(), 1u);
+    EXPECT_EQ(spool.bytes(), 5000u);
+}
+
+TEST_F(SpoolTest, UnwritableSpoolKeepsBatchesInMemoryInOrder) {
+    Spool spool;
+    ASSERT_TRUE(spool.open(dir_, &error_)) << error_;
+    ASSERT_TRUE(spool.append("b", 1, "on-disk", &error_));
+    // The directory disappears under the agent (as with a failing disk): writes fail from now on.
+    std::string command = "rm -rf '" + dir_ + "'";
+    ASSERT_EQ(system(command.c_str()), 0);
+    bool enospc = true;
+    EXPECT_FALSE(spool.append("b", 2, "in-memory", &error_, &enospc));
+    EXPECT_NE(error_.find("keeping the batch in memory"), std::string::npos) << error_;
+    EXPECT_FALSE(enospc);  // ENOENT, not a full disk
+    EXPECT_EQ(spool.size(), 2u);
+    EXPECT_EQ(spool.in_memory(), 1u);
+    EXPECT_EQ(spool.bytes(), 7u + 9u);
+    std::string bytes;
+    EXPECT_FALSE(spool.read_oldest(&bytes, &error_));  // the file went with the directory
+    ASSERT_TRUE(spool.quarantine_oldest(&error_) || true);
+    ASSERT_EQ(spool.size(), 1u);
+    ASSERT_TRUE(spool.read_oldest(&bytes, &error_)) << error_;
+    EXPECT_EQ(bytes, "in-memory");
+    ASSERT_TRUE(spool.remove_oldest(&error_));
+    EXPECT_TRUE(spool.empty());
+    EXPECT_EQ(spool.in_memory(), 0u);
+    EXPECT_EQ(spool.bytes(), 0u);
+}
