@@ -47,8 +47,12 @@ TEST(ActivityAggregator, GroupsObservationsAcrossSamples) {
     uint32_t total = 0;
     for (const auto &g : batch.groups()) {
         total += g.observations();
-        if (g.wait_event_type().empty()) EXPECT_EQ(g.observations(), 6u);
-        if (g.wait_event() == "transactionid") EXPECT_EQ(g.observations(), 3u);
+        if (g.wait_event_type().empty()) {
+            EXPECT_EQ(g.observations(), 6u);
+        }
+        if (g.wait_event() == "transactionid") {
+            EXPECT_EQ(g.observations(), 3u);
+        }
         if (g.state() == "idle in transaction") {
             EXPECT_EQ(g.observations(), 1u);
             EXPECT_EQ(g.queryid(), 8);
