@@ -14,20 +14,10 @@ set -euo pipefail
 
 pf_init e2e-agent-no-statements
 echo "# e2e agent_no_statements (state $PF_STATE)"
-AGENT_BIN=${PGFLEET_AGENT:-$(command -v pgfleet-agent || echo "$PF_REPO/build/pgfleet-agent")}
 AGENT_DIR=$PF_STATE/test-agent
-AGENT_PID=""
 
-# stop_agent: stops the agent this test started (by its pid), waiting up to 5 s.
-stop_agent() {
-  [ -n "$AGENT_PID" ] || return 0
-  kill -TERM "$AGENT_PID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$AGENT_PID" 2>/dev/null || true
-  AGENT_PID=""
-}
 # cleanup: EXIT trap: our agent first, then the stack (pf_teardown keeps the exit status).
-cleanup() { local rc=$?; stop_agent; set +e; (exit $rc); pf_teardown; }
+cleanup() { local rc=$?; pf_agent_stop; set +e; (exit $rc); pf_teardown; }
 trap cleanup EXIT
 
 if ! pf_stack_up --no-gateway --no-agent; then
@@ -49,12 +39,8 @@ url = "nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-centra
 TOML
 chmod 0644 "$AGENT_DIR/agent.toml"
 start=$(date +%s.%N)
-# The agent runs as the stack's user, in the background; its pid is written by the shell it replaces.
-pf_as_owner bash -c 'echo $$ >"$1/agent.pid"; exec "$2" --config "$1/agent.toml" >>"$1/agent.log" 2>&1' _ \
-  "$AGENT_DIR" "$AGENT_BIN" &
-pf_wait_until 5 test -s "$AGENT_DIR/agent.pid" || true
-AGENT_PID=$(cat "$AGENT_DIR/agent.pid" 2>/dev/null || true)
-[ -n "$AGENT_PID" ] && pf_ok "agent started (pid $AGENT_PID)" || pf_not_ok "agent started" "no pid file"
+pf_agent_start "$AGENT_DIR"
+[ -n "$PF_AGENT_PID" ] && pf_ok "agent started (pid $PF_AGENT_PID)" || pf_not_ok "agent started" "no pid file"
 
 pf_wait_until 30 pf_sql_true "SELECT count(*) > 0 FROM fleet.instances WHERE agent_id = 'central'" || true
 IID=$(pf_psql "SELECT instance_id FROM fleet.instances WHERE agent_id = 'central'" 2>/dev/null || echo 0)
@@ -80,7 +66,7 @@ pf_check "collector.available event follows" \
   pf_wait_until 15 pf_sql_true "SELECT count(*) = 1 FROM fleet.event WHERE instance_id = $IID AND kind = 'collector.available'"
 pf_check "statement deltas appear" \
   pf_wait_until 15 pf_sql_true "SELECT count(*) > 0 FROM fleet.statement_delta WHERE instance_id = $IID"
-pf_check "agent still runs" kill -0 "$AGENT_PID"
+pf_check "agent still runs" kill -0 "$PF_AGENT_PID"
 pf_crash_check
 pf_log "elapsed ${SECONDS} s"
 [ "$PF_FAILED" -eq 0 ] || { pf_log "--- agent log"; tail -n 20 "$AGENT_DIR/agent.log" | pf_indent; }

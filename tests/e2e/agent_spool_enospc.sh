@@ -14,23 +14,13 @@ set -euo pipefail
 
 pf_init e2e-agent-spool-enospc
 echo "# e2e agent_spool_enospc (state $PF_STATE)"
-AGENT_BIN=${PGFLEET_AGENT:-$(command -v pgfleet-agent || echo "$PF_REPO/build/pgfleet-agent")}
 AGENT_DIR=$PF_STATE/test-agent
-AGENT_PID=""
 MOUNTED=0
 
-# stop_agent: stops the agent this test started (by its pid), waiting up to 5 s.
-stop_agent() {
-  [ -n "$AGENT_PID" ] || return 0
-  kill -TERM "$AGENT_PID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$AGENT_PID" 2>/dev/null || true
-  AGENT_PID=""
-}
 # cleanup: EXIT trap: our agent, the tmpfs, then the stack (pf_teardown keeps the exit status).
 cleanup() {
   local rc=$?
-  stop_agent
+  pf_agent_stop
   if [ "$MOUNTED" = 1 ]; then umount "$AGENT_DIR/spool" 2>/dev/null || umount -l "$AGENT_DIR/spool" || true; fi
   set +e; (exit $rc)  # pf_teardown reads the status; set -e must not end the trap here
   pf_teardown
@@ -74,10 +64,7 @@ url = "nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-centra
 TOML
 chmod 0644 "$AGENT_DIR/agent.toml"
 start_epoch=$(date +%s.%N)
-pf_as_owner bash -c 'echo $$ >"$1/agent.pid"; exec "$2" --config "$1/agent.toml" >>"$1/agent.log" 2>&1' _ \
-  "$AGENT_DIR" "$AGENT_BIN" &
-pf_wait_until 5 test -s "$AGENT_DIR/agent.pid" || true
-AGENT_PID=$(cat "$AGENT_DIR/agent.pid" 2>/dev/null || true)
+pf_agent_start "$AGENT_DIR"
 
 # logged TEXT: true when the agent's log has TEXT.
 logged() { grep -qF "$1" "$AGENT_DIR/agent.log"; }
@@ -85,7 +72,7 @@ pf_check "ENOSPC is logged (disk full)" pf_wait_until 20 logged "cannot write to
 sleep 3
 n=$(grep -c 'cannot write to the spool' "$AGENT_DIR/agent.log" || true)
 [ "$n" -eq 1 ] && pf_ok "logged once for the episode" || pf_not_ok "logged once for the episode" "$n lines"
-pf_check "the agent keeps running on a full disk" kill -0 "$AGENT_PID"
+pf_check "the agent keeps running on a full disk" kill -0 "$PF_AGENT_PID"
 
 "$PGFLEETCTL" --state "$PF_STATE" up >/dev/null 2>&1 && pf_ok "nats-server restarted" || pf_not_ok "nats-server restarted" "pgfleetctl up failed"
 pf_check "the spool drains (files and batches held in memory)" \

@@ -14,21 +14,11 @@ set -euo pipefail
 
 pf_init e2e-agent-spool-full
 echo "# e2e agent_spool_full (state $PF_STATE)"
-AGENT_BIN=${PGFLEET_AGENT:-$(command -v pgfleet-agent || echo "$PF_REPO/build/pgfleet-agent")}
 AGENT_DIR=$PF_STATE/test-agent
-AGENT_PID=""
 readonly MAX_BYTES=16384
 
-# stop_agent: stops the agent this test started (by its pid), waiting up to 5 s.
-stop_agent() {
-  [ -n "$AGENT_PID" ] || return 0
-  kill -TERM "$AGENT_PID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$AGENT_PID" 2>/dev/null || true
-  AGENT_PID=""
-}
 # cleanup: EXIT trap: our agent first, then the stack (pf_teardown keeps the exit status).
-cleanup() { local rc=$?; stop_agent; set +e; (exit $rc); pf_teardown; }
+cleanup() { local rc=$?; pf_agent_stop; set +e; (exit $rc); pf_teardown; }
 trap cleanup EXIT
 # spool_bytes: bytes of the batch files in the agent's spool.
 spool_bytes() { find "$AGENT_DIR/spool" -maxdepth 1 -name '*.batch' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
@@ -56,11 +46,8 @@ conninfo = "host=$PF_STATE/run port=$PF_PG_PORT dbname=postgres"
 url = "nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-central")@127.0.0.1:$PF_NATS_PORT"
 TOML
 chmod 0644 "$AGENT_DIR/agent.toml"
-pf_as_owner bash -c 'echo $$ >"$1/agent.pid"; exec "$2" --config "$1/agent.toml" >>"$1/agent.log" 2>&1' _ \
-  "$AGENT_DIR" "$AGENT_BIN" &
-pf_wait_until 5 test -s "$AGENT_DIR/agent.pid" || true
-AGENT_PID=$(cat "$AGENT_DIR/agent.pid" 2>/dev/null || true)
-[ -n "$AGENT_PID" ] && pf_ok "agent started (pid $AGENT_PID, spool_max_bytes $MAX_BYTES)" || pf_not_ok "agent started" "no pid file"
+pf_agent_start "$AGENT_DIR"
+[ -n "$PF_AGENT_PID" ] && pf_ok "agent started (pid $PF_AGENT_PID, spool_max_bytes $MAX_BYTES)" || pf_not_ok "agent started" "no pid file"
 
 sleep 8
 bytes=$(spool_bytes) largest=$(largest_batch)
@@ -71,7 +58,7 @@ else
 fi
 n=$(grep -c 'spool exceeds spool_max_bytes' "$AGENT_DIR/agent.log" || true)
 [ "$n" -eq 1 ] && pf_ok "the drop episode is logged once" || pf_not_ok "the drop episode is logged once" "$n lines"
-pf_check "agent still runs while dropping" kill -0 "$AGENT_PID"
+pf_check "agent still runs while dropping" kill -0 "$PF_AGENT_PID"
 
 if out=$("$PGFLEETCTL" --state "$PF_STATE" up 2>&1); then pf_ok "nats-server restarted (pgfleetctl up)"; else
   pf_not_ok "nats-server restarted" "$(echo "$out" | tail -3 | tr '\n' ' ')"; fi

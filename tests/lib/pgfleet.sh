@@ -138,6 +138,28 @@ pf_check() {
   if out=$("$@" 2>&1); then pf_ok "$desc"; else pf_not_ok "$desc" "$(echo "$out" | tr '\n' ' ' | cut -c1-300)"; fi
 }
 
+# pf_agent_start DIR: starts a pgfleet-agent of the test's own with DIR/agent.toml, as the stack's user,
+# logging to DIR/agent.log; sets PF_AGENT_PID (empty when it did not start). PGFLEET_AGENT picks the
+# binary (default: the installed one, which the postgres user can reach).
+PF_AGENT_PID=""
+pf_agent_start() {
+  local dir=$1 bin=${PGFLEET_AGENT:-$(command -v pgfleet-agent || echo "$PF_REPO/build/pgfleet-agent")}
+  # the pid is written by the shell that exec()s the agent, so it is the agent's own pid
+  pf_as_owner bash -c 'echo $$ >"$1/agent.pid"; exec "$2" --config "$1/agent.toml" >>"$1/agent.log" 2>&1' _ \
+    "$dir" "$bin" &
+  pf_wait_until 5 test -s "$dir/agent.pid" || true
+  PF_AGENT_PID=$(cat "$dir/agent.pid" 2>/dev/null || true)
+}
+
+# pf_agent_stop: stops the agent pf_agent_start started (SIGTERM; SIGKILL after 5 s); idempotent.
+pf_agent_stop() {
+  [ -n "$PF_AGENT_PID" ] || return 0
+  kill -TERM "$PF_AGENT_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$PF_AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$PF_AGENT_PID" 2>/dev/null || true
+  PF_AGENT_PID=""
+}
+
 # pf_crash_check: a check that fails if any log under the state dir shows a crashed server process.
 pf_crash_check() {
   local hits
