@@ -15,6 +15,9 @@
 //               [collectors.activity] interval -> "activity"
 //   inventory   every [collectors.inventory] interval: settings, extensions, databases when they changed
 //               (full at the first run and hourly) -> "inventory"
+//   objects     every [collectors.objects] interval (default 60 s): per-table/index/sequence/function
+//               samples of the connected database, only the objects that changed (all of them every
+//               full_refresh_seconds) -> "metrics" (batches of at most kMaxObjectSamplesPerBatch samples)
 //   events      whenever something happened (collector unavailable, spool drops, restarts) -> "events"
 //   commands    fleet.cmd.<agent_id> (ping, collect_now), executed between collections -> "results"
 // Every envelope gets the next batch_seq of this boot, is written to the spool, and the spool is then
@@ -151,6 +154,8 @@ bool is_whole_disk(std::string_view device) {
 }
 
 constexpr size_t kMaxPendingEvents = 1000;
+// Keeps an objects batch well below NATS's max_payload (1 MiB): a sample is about 100-200 bytes.
+constexpr size_t kMaxObjectSamplesPerBatch = 3000;
 
 class Agent {
 public:
@@ -170,13 +175,14 @@ public:
     int run(bool once);
 
 private:
-    enum Collector { kMetrics = 0, kStatements = 1, kActivity = 2, kInventory = 3 };
+    enum Collector { kMetrics = 0, kStatements = 1, kActivity = 2, kInventory = 3, kObjects = 4 };
 
     // Collectors (main thread). Each records its duration for agent.collect.seconds.
     void run_metrics(int64_t now_ms);
     void run_statements(int64_t now_ms);
     void run_activity_sample(int64_t now_ms, bool flush);
     void run_inventory(int64_t now_ms);
+    void run_objects(int64_t now_ms);
     void add_host_metrics();
     void add_postgres_metrics(int64_t now_ms);
     void add_self_metrics();
@@ -221,6 +227,7 @@ private:
     ActivityAggregator activity_;
     ServerMetricsCollector server_metrics_;
     InventoryCollector inventory_;
+    ObjectsCollector objects_;
     int64_t postmaster_start_ms_ = 0;
 
     // Reused between intervals.
@@ -265,6 +272,8 @@ private:
     bool statements_failing_ = false;
     bool activity_failing_ = false;
     bool inventory_failing_ = false;
+    bool objects_failing_ = false;
+    bool objects_cut_logged_ = false;
     std::string server_metrics_errors_;
     bool nats_down_ = false;
     bool proc_stat_broken_ = false;
@@ -400,6 +409,7 @@ void Agent::add_postgres_metrics(int64_t now_ms) {
                     facts_.system_identifier.c_str(), system_identifier_.c_str());
         statements_.forget();
         inventory_.forget();
+        objects_.forget();
     } else if (postmaster_start_ms_ != 0 && facts_.postmaster_start_unix_ms != postmaster_start_ms_) {
         log_message(LogLevel::log, "PostgreSQL was restarted");
         add_event("postgres.restarted", "warning", "PostgreSQL was restarted",
@@ -615,6 +625,53 @@ void Agent::run_inventory(int64_t now_ms) {
     inventory_.sent(now_ms);
 }
 
+void Agent::run_objects(int64_t now_ms) {
+    if (!postgres_ready(now_ms)) return;
+    int64_t started = monotonic_now_ms();
+    objects_.set_full_refresh_ms(config_.collector(CollectorId::objects).full_refresh_seconds * 1000LL);
+    bool open = false;  // a batch is begun in builder_
+    size_t batches = 0;
+    auto seal = [&] {
+        const std::string &bytes = builder_.seal();
+        store(builder_.batch_seq(), bytes);
+        batches++;
+        open = false;
+    };
+    auto next_builder = [&]() -> BatchBuilder * {
+        if (open && builder_.sample_count() >= kMaxObjectSamplesPerBatch) seal();
+        if (!open) {
+            builder_.begin(config_.agent_id, config_.namespace_name, boot_id_, next_batch_seq_++, now_ms);
+            open = true;
+        }
+        return &builder_;
+    };
+    int sent = 0;
+    bool cut = false;
+    std::string error;
+    bool ok = objects_.collect(postgres_, now_ms, next_builder, &sent, &cut, &error);
+    if (open) seal();  // also after a failure: what was added is recorded as sent
+    collect_seconds_[kObjects] = (monotonic_now_ms() - started) / 1000.0;
+    collected_[kObjects] = true;
+    if (!ok) {
+        if (!postgres_.connected()) {
+            note_postgres_failure(error);
+            return;
+        }
+        errors_++;
+        if (!objects_failing_) log_message(LogLevel::warning, "could not collect object statistics: %s", error.c_str());
+        objects_failing_ = true;
+        return;
+    }
+    if (objects_failing_) log_message(LogLevel::log, "object statistics are collected again");
+    objects_failing_ = false;
+    if (cut && !objects_cut_logged_)
+        log_message(LogLevel::warning, "objects: more than %d tables, indexes, sequences and functions; only the "
+                    "first %d are collected", ObjectsCollector::kMaxObjects, ObjectsCollector::kMaxObjects);
+    objects_cut_logged_ = objects_cut_logged_ || cut;
+    log_message(LogLevel::debug, "objects: %d changed objects in %zu batches (%zu tracked)", sent, batches,
+                objects_.tracked());
+}
+
 wire::v1::Envelope &Agent::begin_envelope(int64_t now_ms) {
     envelope_.Clear();
     envelope_.set_schema_major(kSchemaMajor);
@@ -722,6 +779,7 @@ void Agent::collect_now() {
     if (config_.collector(CollectorId::statements).enabled) run_statements(now);
     if (config_.collector(CollectorId::activity).enabled) run_activity_sample(now, true);
     if (config_.collector(CollectorId::inventory).enabled) run_inventory(now);
+    if (config_.collector(CollectorId::objects).enabled) run_objects(now);
 }
 
 void Agent::execute_command(const wire::v1::Command &command) {
@@ -793,6 +851,7 @@ void Agent::reload_config() {
             fresh.collectors[i].interval_seconds != config_.collectors[i].interval_seconds)
             next_run_ms_[i] = 0;  // rescheduled below
         if (i == kStatements && fresh.collectors[i].enabled && !config_.collectors[i].enabled) statements_.forget();
+        if (i == kObjects && fresh.collectors[i].enabled && !config_.collectors[i].enabled) objects_.forget();
     }
     postgres_.set_conninfo(fresh.postgres_conninfo);
     config_ = fresh;
@@ -802,13 +861,14 @@ void Agent::reload_config() {
     next_activity_sample_ms_ = next_multiple(now, config_.activity_sample_seconds * 1000LL);
     log_message(LogLevel::log,
                 "configuration reloaded: interval=%ds metrics=%s/%ds statements=%s/%ds activity=%s/%ds sample=%ds "
-                "inventory=%s/%ds spool_max_bytes=%llu",
+                "inventory=%s/%ds spool_max_bytes=%llu objects=%s/%ds/refresh %ds",
                 config_.interval_seconds, config_.collectors[0].enabled ? "on" : "off",
                 config_.collectors[0].interval_seconds, config_.collectors[1].enabled ? "on" : "off",
                 config_.collectors[1].interval_seconds, config_.collectors[2].enabled ? "on" : "off",
                 config_.collectors[2].interval_seconds, config_.activity_sample_seconds,
                 config_.collectors[3].enabled ? "on" : "off", config_.collectors[3].interval_seconds,
-                static_cast<unsigned long long>(config_.spool_max_bytes));
+                static_cast<unsigned long long>(config_.spool_max_bytes), config_.collectors[4].enabled ? "on" : "off",
+                config_.collectors[4].interval_seconds, config_.collectors[4].full_refresh_seconds);
 }
 
 void Agent::note_publish_failure(const std::string &reason) {
@@ -929,6 +989,7 @@ int Agent::run(bool once) {
     next_run_ms_[kStatements] = now;
     next_run_ms_[kActivity] = next_multiple(now, config_.collectors[kActivity].interval_seconds * 1000LL);
     next_run_ms_[kInventory] = now;
+    next_run_ms_[kObjects] = now;
     next_activity_sample_ms_ = now;
     while (!stop_requested()) {
         if (g_hangup_received) {
@@ -986,6 +1047,11 @@ int Agent::run(bool once) {
             if (inventory.enabled) run_inventory(now);
             next_run_ms_[kInventory] = next_multiple(wall_clock_ms(), inventory.interval_seconds * 1000LL);
         }
+        const CollectorConfig &objects = config_.collector(CollectorId::objects);
+        if (now >= next_run_ms_[kObjects] && !stop_requested()) {
+            if (objects.enabled) run_objects(now);
+            next_run_ms_[kObjects] = next_multiple(wall_clock_ms(), objects.interval_seconds * 1000LL);
+        }
         report_spool_drops();
         flush_events(wall_clock_ms());
         if (!spool_.empty() && !stop_requested() && wall_clock_ms() >= next_drain_ms_) drain_spool();
@@ -995,7 +1061,7 @@ int Agent::run(bool once) {
 
         now = wall_clock_ms();
         int64_t wake_at = std::min({next_run_ms_[kMetrics], next_run_ms_[kStatements], next_run_ms_[kInventory],
-                                    next_activity_sample_ms_});
+                                    next_run_ms_[kObjects], next_activity_sample_ms_});
         if (!spool_.empty()) wake_at = std::min(wake_at, next_drain_ms_);
         wait_for_wakeup(wake_at - now);
     }

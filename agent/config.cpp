@@ -13,7 +13,7 @@
 
 namespace pgfleet::agent {
 
-const char *const kCollectorNames[kCollectorCount] = {"metrics", "statements", "activity", "inventory"};
+const char *const kCollectorNames[kCollectorCount] = {"metrics", "statements", "activity", "inventory", "objects"};
 
 namespace {
 
@@ -135,7 +135,7 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
         for (const char *name : kCollectorNames) known = known || key.str() == name;
         if (!known)
             throw ConfigError("unknown collector \"collectors." + std::string(key.str()) +
-                              "\" (known: metrics, statements, activity, inventory)");
+                              "\" (known: metrics, statements, activity, inventory, objects)");
         if (!node.is_table())
             throw ConfigError("collectors." + std::string(key.str()) + " must be a table ([collectors." +
                               std::string(key.str()) + "])");
@@ -144,17 +144,25 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
         std::string prefix = std::string("collectors.") + kCollectorNames[i];
         const toml::node *node = collectors.get(kCollectorNames[i]);
         CollectorConfig &collector = config.collectors[i];
-        collector.interval_seconds = config.interval_seconds;
+        const bool objects = i == static_cast<int>(CollectorId::objects);
+        const int default_interval = objects ? 60 : config.interval_seconds;
+        collector.interval_seconds = default_interval;
         if (node == nullptr) continue;
         const toml::table &table = *node->as_table();
-        reject_unknown_keys(table, prefix, {"enabled", "interval_seconds"});
+        if (objects)
+            reject_unknown_keys(table, prefix, {"enabled", "interval_seconds", "full_refresh_seconds"});
+        else
+            reject_unknown_keys(table, prefix, {"enabled", "interval_seconds"});
         if (const toml::node *enabled = table.get("enabled")) {
             const auto *value = enabled->as_boolean();
             if (value == nullptr) throw ConfigError(prefix + ".enabled must be true or false");
             collector.enabled = value->get();
         }
         collector.interval_seconds = static_cast<int>(
-            get_integer(table, "interval_seconds", prefix + ".interval_seconds", 1, 3600, config.interval_seconds));
+            get_integer(table, "interval_seconds", prefix + ".interval_seconds", 1, 3600, default_interval));
+        if (objects)
+            collector.full_refresh_seconds = static_cast<int>(
+                get_integer(table, "full_refresh_seconds", prefix + ".full_refresh_seconds", 1, 86400, 600));
     }
 
     config.spool_dir = get_string(root, "spool_dir", "spool_dir", true, "");

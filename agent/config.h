@@ -8,9 +8,11 @@
 //                                   # dropped (and counted) beyond it
 //   activity_sample_seconds = 1     # optional (default 1), integer 1..60: pg_stat_activity sampling period
 //   [collectors.metrics]            # optional, one table per collector: metrics, statements, activity,
-//                                   # inventory
+//                                   # inventory, objects
 //   enabled = true                  # optional (default true)
-//   interval_seconds = 10           # optional (default: the top-level interval_seconds), 1..3600
+//   interval_seconds = 10           # optional (default: the top-level interval_seconds; objects: 60), 1..3600
+//   full_refresh_seconds = 600      # [collectors.objects] only (default 600), 1..86400: every object is sent
+//                                   # at least this often, changed or not
 //   [postgres]
 //   conninfo = "host=/run/postgresql port=5432 dbname=postgres"   # required, a libpq connection string
 //   [nats]
@@ -29,14 +31,15 @@
 namespace pgfleet::agent {
 
 // Names of the collectors that may appear as [collectors.<name>].
-enum class CollectorId { metrics = 0, statements = 1, activity = 2, inventory = 3 };
-constexpr int kCollectorCount = 4;
+enum class CollectorId { metrics = 0, statements = 1, activity = 2, inventory = 3, objects = 4 };
+constexpr int kCollectorCount = 5;
 extern const char *const kCollectorNames[kCollectorCount];
 
 // One [collectors.<name>] table, resolved: interval_seconds is never 0 after parse_config.
 struct CollectorConfig {
     bool enabled = true;
     int interval_seconds = 0;
+    int full_refresh_seconds = 600;  // objects only: every object is sent at least this often
 };
 
 struct AgentConfig {

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -492,6 +493,133 @@ bool ServerMetricsCollector::collect(PgSource &postgres, int64_t now_ms, BatchBu
             return false;
         }
     }
+    return true;
+}
+
+namespace {
+
+// Objects of the connected database; $1 is the number of rows wanted (the remaining budget plus one, so
+// that a cut is noticed). Ages are computed by the server; the raw inputs (time of the last vacuum,
+// relfrozenxid) are what change detection compares.
+const char *const kTablesSql =
+    "SELECT current_database()::text, s.schemaname::text, s.relname::text, s.n_live_tup, s.n_dead_tup, "
+    "s.seq_scan, coalesce(s.idx_scan, 0), coalesce(pg_catalog.pg_total_relation_size(s.relid), 0), "
+    "extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8, "
+    "extract(epoch FROM greatest(s.last_vacuum, s.last_autovacuum))::float8, "
+    "pg_catalog.age(c.relfrozenxid), c.relfrozenxid::text::float8 "
+    "FROM pg_catalog.pg_stat_user_tables s JOIN pg_catalog.pg_class c ON c.oid = s.relid "
+    "ORDER BY 2, 3 LIMIT $1::int";
+const char *const kIndexesSql =
+    "SELECT current_database()::text, s.schemaname::text, s.relname::text, s.indexrelname::text, s.idx_scan, "
+    "coalesce(pg_catalog.pg_relation_size(s.indexrelid), 0), i.indisvalid "
+    "FROM pg_catalog.pg_stat_user_indexes s JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid "
+    "ORDER BY 2, 3, 4 LIMIT $1::int";
+const char *const kSequencesSql =
+    "SELECT current_database()::text, schemaname::text, sequencename::text, "
+    "CASE WHEN last_value IS NULL THEN 0 WHEN increment_by > 0 THEN last_value::float8 / max_value::float8 "
+    "ELSE last_value::float8 / min_value::float8 END "
+    "FROM pg_catalog.pg_sequences ORDER BY 2, 3 LIMIT $1::int";
+const char *const kFunctionsSql =
+    "SELECT current_database()::text, schemaname::text, "
+    "funcname || '(' || pg_catalog.pg_get_function_identity_arguments(funcid) || ')', calls, total_time "
+    "FROM pg_catalog.pg_stat_user_functions WHERE current_setting('track_functions') <> 'none' "
+    "ORDER BY 2, 3 LIMIT $1::int";
+
+double nullable_double(const PGresult *result, int row, int column) {
+    return PQgetisnull(result, row, column) ? std::nan("") : as_double(result, row, column);
+}
+
+}  // namespace
+
+bool ObjectsCollector::collect(PgSource &postgres, int64_t now_ms, const std::function<BatchBuilder *()> &next_builder,
+                               int *sent, bool *cut, std::string *error) {
+    *sent = 0;
+    *cut = false;
+    int budget = kMaxObjects;
+    tracker_.begin(now_ms);
+    // Runs one object query with the remaining budget; null on failure.
+    auto query = [&](const char *name, const char *sql) -> PgResult {
+        limit_ = std::to_string(budget + 1);
+        const char *params[] = {limit_.c_str()};
+        PgResult r = postgres.exec(name, sql, 1, params, error);
+        if (r && PQntuples(r.get()) > budget) *cut = true;
+        return r;
+    };
+    // key_ = kind \0 label values...
+    auto make_key = [&](char kind, const PGresult *r, int row, int columns) {
+        key_.assign(1, kind);
+        for (int c = 0; c < columns; c++) key_.append(1, '\0').append(PQgetvalue(r, row, c));
+    };
+
+    PgResult r = query("pgfleet_objects_tables", kTablesSql);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r.get()) && budget > 0; row++, budget--) {
+        const PGresult *t = r.get();
+        double values[] = {as_double(t, row, 3), as_double(t, row, 4), as_double(t, row, 5), as_double(t, row, 6),
+                           as_double(t, row, 7), nullable_double(t, row, 9), as_double(t, row, 11)};
+        make_key('t', t, row, 3);
+        if (!tracker_.should_send(key_, values, sizeof values / sizeof values[0])) continue;
+        BatchBuilder *b = next_builder();
+        std::initializer_list<LabelRef> labels = {
+            {"datname", PQgetvalue(t, row, 0)}, {"schema", PQgetvalue(t, row, 1)}, {"table", PQgetvalue(t, row, 2)}};
+        b->add("pg.table.n_live_tup", GAUGE, "", labels, values[0]);
+        b->add("pg.table.n_dead_tup", GAUGE, "", labels, values[1]);
+        b->add("pg.table.seq_scan", COUNTER, "", labels, values[2]);
+        b->add("pg.table.idx_scan", COUNTER, "", labels, values[3]);
+        b->add("pg.table.size_bytes", GAUGE, "bytes", labels, values[4]);
+        if (!PQgetisnull(t, row, 8)) b->add("pg.table.vacuum_age_seconds", GAUGE, "seconds", labels, as_double(t, row, 8));
+        b->add("pg.table.relfrozenxid_age", GAUGE, "", labels, as_double(t, row, 10));
+        (*sent)++;
+    }
+
+    r = query("pgfleet_objects_indexes", kIndexesSql);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r.get()) && budget > 0; row++, budget--) {
+        const PGresult *t = r.get();
+        double values[] = {as_double(t, row, 4), as_double(t, row, 5), PQgetvalue(t, row, 6)[0] == 't' ? 0.0 : 1.0};
+        make_key('i', t, row, 4);
+        if (!tracker_.should_send(key_, values, sizeof values / sizeof values[0])) continue;
+        BatchBuilder *b = next_builder();
+        std::initializer_list<LabelRef> labels = {{"datname", PQgetvalue(t, row, 0)},
+                                                  {"schema", PQgetvalue(t, row, 1)},
+                                                  {"table", PQgetvalue(t, row, 2)},
+                                                  {"index", PQgetvalue(t, row, 3)}};
+        b->add("pg.index.idx_scan", COUNTER, "", labels, values[0]);
+        b->add("pg.index.size_bytes", GAUGE, "bytes", labels, values[1]);
+        b->add("pg.index.invalid", GAUGE, "", labels, values[2]);
+        (*sent)++;
+    }
+
+    r = query("pgfleet_objects_sequences", kSequencesSql);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r.get()) && budget > 0; row++, budget--) {
+        const PGresult *t = r.get();
+        double values[] = {as_double(t, row, 3)};
+        make_key('s', t, row, 3);
+        if (!tracker_.should_send(key_, values, 1)) continue;
+        next_builder()->add("pg.sequence.used_ratio", GAUGE, "",
+                            {{"datname", PQgetvalue(t, row, 0)},
+                             {"schema", PQgetvalue(t, row, 1)},
+                             {"sequence", PQgetvalue(t, row, 2)}},
+                            values[0]);
+        (*sent)++;
+    }
+
+    r = query("pgfleet_objects_functions", kFunctionsSql);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r.get()) && budget > 0; row++, budget--) {
+        const PGresult *t = r.get();
+        double values[] = {as_double(t, row, 3), as_double(t, row, 4)};
+        make_key('f', t, row, 3);
+        if (!tracker_.should_send(key_, values, 2)) continue;
+        BatchBuilder *b = next_builder();
+        std::initializer_list<LabelRef> labels = {
+            {"datname", PQgetvalue(t, row, 0)}, {"schema", PQgetvalue(t, row, 1)}, {"function", PQgetvalue(t, row, 2)}};
+        b->add("pg.function.calls", COUNTER, "", labels, values[0]);
+        b->add("pg.function.total_time_ms", COUNTER, "milliseconds", labels, values[1]);
+        (*sent)++;
+    }
+    tracker_.end();
     return true;
 }
 

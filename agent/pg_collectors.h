@@ -9,11 +9,13 @@
 
 #include "agent/activity.h"
 #include "agent/batch.h"
+#include "agent/objects.h"
 #include "agent/pg_source.h"
 #include "agent/statements.h"
 
 #include "fleet.pb.h"
 
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -127,6 +129,31 @@ public:
 
 private:
     int64_t sizes_collected_ms_ = 0;
+};
+
+// Reads per-object statistics of the connected database (tables, indexes, sequences, and functions when
+// track_functions is on) and adds pg.table.*, pg.index.*, pg.sequence.* and pg.function.* samples for the
+// objects that changed since they were last sent (ObjectChangeTracker), every object at least every full
+// refresh period. At most kMaxObjects objects per collection (the rest is cut, logged once by the caller
+// through *cut). Samples go to the builder returned by next_builder(), called before each object (the
+// caller starts a new batch when the current one is full).
+class ObjectsCollector {
+public:
+    static constexpr int kMaxObjects = 10000;
+
+    // False with *error when a query failed (nothing more is tried). *sent counts the objects emitted,
+    // *cut says whether the cap cut the collection.
+    bool collect(PgSource &postgres, int64_t now_ms, const std::function<BatchBuilder *()> &next_builder,
+                 int *sent, bool *cut, std::string *error);
+
+    void set_full_refresh_ms(int64_t ms) { tracker_.set_full_refresh_ms(ms); }
+    void forget() { tracker_.forget(); }
+    size_t tracked() const { return tracker_.tracked(); }
+
+private:
+    ObjectChangeTracker tracker_;
+    std::string key_;
+    std::string limit_;
 };
 
 }  // namespace pgfleet::agent

@@ -61,7 +61,7 @@ check_bad spool_max_bytes_too_small "$(base_config 'spool_max_bytes = 10')" \
 check_bad activity_sample_seconds_string "$(base_config 'activity_sample_seconds = "1"')" \
   "activity_sample_seconds must be an integer"
 check_bad unknown_collector "$(base_config $'[collectors.plans]\nenabled = true')" \
-  'unknown collector "collectors.plans" (known: metrics, statements, activity, inventory)'
+  'unknown collector "collectors.plans" (known: metrics, statements, activity, inventory, objects)'
 check_bad collector_interval_zero "$(base_config $'[collectors.statements]\ninterval_seconds = 0')" \
   "collectors.statements.interval_seconds must be between 1 and 3600"
 check_bad collector_enabled_text "$(base_config $'[collectors.activity]\nenabled = "yes"')" \

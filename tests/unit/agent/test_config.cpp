@@ -151,8 +151,22 @@ TEST(Config, NewKeysDefaults) {
     EXPECT_EQ(config.activity_sample_seconds, 1);
     for (int i = 0; i < pgfleet::agent::kCollectorCount; i++) {
         EXPECT_TRUE(config.collectors[i].enabled) << pgfleet::agent::kCollectorNames[i];
-        EXPECT_EQ(config.collectors[i].interval_seconds, 10) << pgfleet::agent::kCollectorNames[i];
+        // objects defaults to 60 s, the others to the top-level interval_seconds
+        EXPECT_EQ(config.collectors[i].interval_seconds, i == static_cast<int>(pgfleet::agent::CollectorId::objects) ? 60 : 10)
+            << pgfleet::agent::kCollectorNames[i];
     }
+    EXPECT_EQ(config.collector(pgfleet::agent::CollectorId::objects).full_refresh_seconds, 600);
+}
+
+TEST(Config, ObjectsCollector) {
+    std::string text = std::string(kGoodConfig) + "\n[collectors.objects]\ninterval_seconds = 1\nfull_refresh_seconds = 30\n";
+    AgentConfig config = parse_config(text, "test.toml");
+    EXPECT_EQ(config.collector(pgfleet::agent::CollectorId::objects).interval_seconds, 1);
+    EXPECT_EQ(config.collector(pgfleet::agent::CollectorId::objects).full_refresh_seconds, 30);
+    std::string bad = std::string(kGoodConfig) + "\n[collectors.objects]\nfull_refresh_seconds = 0\n";
+    EXPECT_THROW(parse_config(bad, "test.toml"), ConfigError);
+    std::string misplaced = std::string(kGoodConfig) + "\n[collectors.metrics]\nfull_refresh_seconds = 30\n";
+    EXPECT_THROW(parse_config(misplaced, "test.toml"), ConfigError);
 }
 
 TEST(Config, SpoolBoundAndActivitySampling) {
@@ -182,7 +196,7 @@ TEST(Config, CollectorTables) {
     EXPECT_EQ(config.collector(CollectorId::activity).interval_seconds, 30);
 
     EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.plans]\n"),
-              "unknown collector \"collectors.plans\" (known: metrics, statements, activity, inventory)");
+              "unknown collector \"collectors.plans\" (known: metrics, statements, activity, inventory, objects)");
     EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors]\nmetrics = 1\n"),
               "collectors.metrics must be a table ([collectors.metrics])");
     EXPECT_EQ(error_of(std::string(kGoodConfig) + "[collectors.metrics]\nenabled = 1\n"),
