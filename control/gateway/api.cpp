@@ -252,6 +252,136 @@ void handle_wait_profile(ConnectionPool &pool, const std::string &role, const ht
   send_json(res, 200, PQgetvalue(r.get(), 0, 0));
 }
 
+constexpr const char *kSqlSettings =
+    "SELECT coalesce(json_agg(s ORDER BY s.name), '[]'::json)::text FROM ("
+    "SELECT name, setting, unit, source, pending_restart, updated_at FROM fleet.setting WHERE instance_id = $1::bigint) s";
+
+constexpr int kMaxSettingChanges = 1000;
+constexpr const char *kSqlSettingChanges =
+    "SELECT coalesce(json_agg(c ORDER BY c.changed_at DESC, c.name), '[]'::json)::text FROM ("
+    "SELECT name, old_setting, new_setting, changed_at FROM fleet.setting_change "
+    "WHERE instance_id = $1::bigint AND changed_at >= $2::timestamptz AND changed_at <= $3::timestamptz "
+    "ORDER BY changed_at DESC, name LIMIT 1000) c";
+
+// The latest activity interval with its groups and the blocking edges of its last sample; a row of
+// nulls and empty lists when no activity has arrived yet. Query ids are strings (64-bit, beyond a JS number).
+constexpr const char *kSqlActivity =
+    "WITH i AS (SELECT ts, samples_taken, longest_transaction_seconds, longest_idle_in_transaction_seconds "
+    "FROM fleet.activity_interval WHERE instance_id = $1::bigint ORDER BY ts DESC LIMIT 1) "
+    "SELECT json_build_object('ts', i.ts, 'samples_taken', coalesce(i.samples_taken, 0), "
+    "'longest_transaction_seconds', i.longest_transaction_seconds, "
+    "'longest_idle_in_transaction_seconds', i.longest_idle_in_transaction_seconds, "
+    "'groups', coalesce((SELECT json_agg(json_build_object('state', a.state, 'wait_event_type', a.wait_event_type, "
+    "'wait_event', a.wait_event, 'queryid', a.queryid::text, 'backend_type', a.backend_type, 'datname', a.datname, "
+    "'usename', a.usename, 'application_name', a.application_name, 'observations', a.observations, "
+    "'average_sessions', a.observations::float8 / nullif(i.samples_taken, 0)) "
+    "ORDER BY a.observations DESC, a.state, a.wait_event_type, a.wait_event) "
+    "FROM fleet.activity a WHERE a.instance_id = $1::bigint AND a.ts = i.ts), '[]'::json), "
+    "'blocking', coalesce((SELECT json_agg(json_build_object('blocked_pid', b.blocked_pid, 'blocking_pid', b.blocking_pid, "
+    "'blocked_queryid', b.blocked_queryid::text, 'blocking_queryid', b.blocking_queryid::text, 'blocked_seconds', b.blocked_seconds) "
+    "ORDER BY b.blocking_pid, b.blocked_pid) "
+    "FROM fleet.blocking b WHERE b.instance_id = $1::bigint AND b.ts = i.ts), '[]'::json))::text "
+    "FROM (SELECT 1) d LEFT JOIN i ON true";
+
+// GET /api/instances/{id}/settings: the current settings (fleet.setting), by name.
+void handle_settings(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                     httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id || !instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlSettings, {std::to_string(*id)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+// GET /api/instances/{id}/setting_changes?from&to (default: the last 31 days): newest first, at most 1000.
+void handle_setting_changes(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                            httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  std::optional<double> from, to;
+  if (!time_param(req, res, "from", from) || !time_param(req, res, "to", to)) return;
+  if (!to) to = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!from) from = *to - kMaxWindowSeconds;
+  if (*from > *to) return send_error(res, 400, "invalid time range", "from is after to");
+  if (!instance_exists(pool, role, *id, res)) return;
+  static_assert(kMaxSettingChanges == 1000, "keep the LIMIT of kSqlSettingChanges in step");
+  ResultPtr r = pool.query_as(role, kSqlSettingChanges, {std::to_string(*id), format_iso8601(*from), format_iso8601(*to)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+// GET /api/instances/{id}/activity: the latest activity interval (fleet.activity, fleet.blocking,
+// fleet.activity_interval).
+void handle_activity(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                     httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id || !instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlActivity, {std::to_string(*id)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+constexpr const char *kSqlRollup =
+    "SELECT labels::text, extract(epoch FROM bucket)::float8, count, min, max, avg, last, rate, tier "
+    "FROM fleet.rollup($1::bigint, $2::text, $3::timestamptz, $4::timestamptz, $5::interval)";
+
+// A nullable float column as JSON (null for SQL NULL and non-finite values).
+json float_cell(PGresult *r, int row, int col) {
+  if (PQgetisnull(r, row, col)) return nullptr;
+  double v = std::strtod(PQgetvalue(r, row, col), nullptr);
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+// GET /api/instances/{id}/rollup?metric=M&from&to[&step=SECONDS]: fleet.rollup in columns per label set:
+// {"metric","step","tier","series":[{"labels","ts","count","min","max","avg","last","rate"}]}; without step
+// the database picks about 300 buckets over the range (at least 10 s).
+void handle_rollup(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                   httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  if (!req.has_param("metric")) return send_error(res, 400, "missing metric", "the metric parameter is required");
+  std::string metric = req.get_param_value("metric");
+  if (!is_valid_metric(metric))
+    return send_error(res, 400, "invalid metric",
+                      "expected 1-128 characters [A-Za-z0-9_.-] starting with a letter, got '" +
+                          sanitize_for_log(metric, 64) + "'");
+  double from, to;
+  if (!time_range(req, res, from, to)) return;
+  if (to <= from) return send_error(res, 400, "invalid time range", "to must be after from");
+  std::optional<std::string> step;
+  if (req.has_param("step")) {
+    auto s = parse_instance_id(req.get_param_value("step"));
+    if (!s || *s < 1 || *s > 86400) return send_error(res, 400, "invalid step", "expected whole seconds from 1 to 86400");
+    if ((to - from) / static_cast<double>(*s) > 100000)
+      return send_error(res, 400, "invalid step", "more than 100000 buckets: use a larger step");
+    step = std::to_string(*s) + " seconds";
+  }
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlRollup, {std::to_string(*id), metric, format_iso8601(from), format_iso8601(to), step});
+  const int rows = PQntuples(r.get());
+  json series = json::array();
+  std::string tier;
+  std::unordered_map<std::string, size_t> index;
+  static const char *kCols[] = {"count", "min", "max", "avg", "last", "rate"};
+  for (int i = 0; i < rows; ++i) {
+    std::string labels = PQgetvalue(r.get(), i, 0);
+    auto it = index.find(labels);
+    if (it == index.end()) {
+      json parsed = json::parse(labels, nullptr, /*allow_exceptions=*/false);
+      if (!parsed.is_object()) parsed = json::object();
+      json s = {{"labels", std::move(parsed)}, {"ts", json::array()}};
+      for (const char *c : kCols) s[c] = json::array();
+      series.push_back(std::move(s));
+      it = index.emplace(std::move(labels), series.size() - 1).first;
+    }
+    json &s = series[it->second];
+    s["ts"].push_back(std::strtod(PQgetvalue(r.get(), i, 1), nullptr));
+    for (int c = 0; c < 6; ++c) s[kCols[c]].push_back(float_cell(r.get(), i, 2 + c));
+    if (tier.empty()) tier = PQgetvalue(r.get(), i, 8);
+  }
+  json out = {{"metric", metric}, {"series", std::move(series)}};
+  out["step"] = step ? json(std::stol(*step)) : json(nullptr);
+  out["tier"] = tier.empty() ? json(nullptr) : json(tier);
+  send_json(res, 200, dump(out));
+}
+
 // True for a role name the gateway accepts: 1-63 characters [a-z0-9_], starting with a letter or '_'.
 bool is_valid_role_name(const std::string &name) {
   if (name.empty() || name.size() > 63) return false;
@@ -466,6 +596,18 @@ void register_routes(httplib::Server &server, Gateway &gw) {
   server.Get(R"(/api/instances/([^/]+)/wait_profile)",
              session_route(gw, "/api/instances/{id}/wait_profile", Level::Viewer,
                            [p](const Session &s, Req req, Res res) { handle_wait_profile(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/settings)",
+             session_route(gw, "/api/instances/{id}/settings", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_settings(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/setting_changes)",
+             session_route(gw, "/api/instances/{id}/setting_changes", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_setting_changes(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/rollup)",
+             session_route(gw, "/api/instances/{id}/rollup", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_rollup(*p, s.user, req, res); }));
+  server.Get(R"(/api/instances/([^/]+)/activity)",
+             session_route(gw, "/api/instances/{id}/activity", Level::Viewer,
+                           [p](const Session &s, Req req, Res res) { handle_activity(*p, s.user, req, res); }));
   server.Post("/api/users", session_route(gw, "/api/users", Level::Admin, [g](const Session &s, Req req, Res res) {
     handle_create_user(*g, s, req, res);
   }));

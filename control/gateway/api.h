@@ -10,7 +10,9 @@
 //   viewer    POST /api/logout, GET /api/session, GET /api/openapi.json, GET /api/instances,
 //             GET /api/instances/{id}/metrics, GET /api/instances/{id}/series?metric=M&from&to[&rate=1],
 //             GET /api/instances/{id}/statements?from&to[&order_by&limit],
-//             GET /api/instances/{id}/wait_profile?from&to
+//             GET /api/instances/{id}/wait_profile?from&to, GET /api/instances/{id}/settings,
+//             GET /api/instances/{id}/setting_changes?from&to, GET /api/instances/{id}/activity,
+//             GET /api/instances/{id}/rollup?metric=M&from&to[&step=SECONDS]
 //   operator  GET /metrics (Prometheus text: request counts/latencies, sessions, ingest worker status)
 //   admin     POST /api/users {name, role, namespace?} -> the new user with a generated password (shown once)
 // POST bodies must be application/json (which, with the SameSite=Strict cookie, keeps cross-site forms out).

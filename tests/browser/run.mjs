@@ -7,8 +7,10 @@
 // the page. It launches /usr/bin/chromium headless with a fresh temporary profile and the flags that keep
 // an offline machine quiet, then runs ordered checks; a check whose prerequisite failed is reported as
 // "not ok ... not run". Output is one line per check ("ok N - ..." / "not ok N - ...: why") and a final
-// "N passed, N failed"; exit code 0 only when every check passed. A global deadline (85 s) bounds the
-// run; every wait has its own timeout. No fixed ports: the URL is given.
+// "N passed, N failed"; exit code 0 only when every check passed. A global deadline (150 s) bounds the
+// run; every wait has its own timeout.
+// The Activity now and Settings checks need real data: the caller (tests/browser/run) keeps a lock holder
+// and a waiter running, and the stack's agent sends inventory and activity every second. No fixed ports: the URL is given.
 import { createRequire } from 'node:module';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,7 @@ const { chromium } = require('playwright-core');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const DEADLINE_MS = 110000;
+const DEADLINE_MS = 150000;
 const DEFAULT_METRIC = 'host.cpu.utilization';
 
 // Parses --url, --out and --hostname; exits 2 with usage on misuse.
@@ -266,6 +268,27 @@ try {
     return `${counter}: ${st.points} rate points`;
   });
 
+  await check('the range picker switches long ranges to rollup buckets and back', async () => {
+    const req = page.waitForResponse((r) => r.url().includes('/rollup?') && r.url().includes('step=72'), { timeout: 10000 });
+    await page.selectOption('[data-testid=range-select]', '21600');
+    const res = await req;
+    assert(res.status() === 200, `the rollup API answered ${res.status()}`);
+    const body = await res.json();
+    assert(Array.isArray(body.series), 'no series in the rollup answer');
+    await page.waitForFunction(() => {
+      const c = document.querySelector('[data-testid=chart]');
+      return (Number(c.dataset.points || 0) >= 1 && c.querySelector('canvas')) ||
+        !document.querySelector('[data-testid=chart-empty]').hidden;
+    }, null, { timeout: 10000 });
+    const hash = await page.evaluate(() => location.hash);
+    assert(hash.includes('range=21600'), `range not in the URL: ${hash}`);
+    const st = await chartState();
+    const back = page.waitForResponse((r) => r.url().includes('/series?'), { timeout: 10000 });
+    await page.selectOption('[data-testid=range-select]', '3600');
+    assert((await back).status() === 200, 'the series API failed after switching back');
+    return `6 h: ${body.series.length} label set(s), tier ${body.tier}, ${st.points} points; back to 1 h`;
+  });
+
   await check('instances are grouped by namespace and the search filters them', async () => {
     const groups = await page.locator('[data-testid=namespace-group]').count();
     assert(groups >= 1, 'no namespace heading');
@@ -291,6 +314,64 @@ try {
       return `${rows} row(s), ${file}`;
     });
   }
+
+  await check('the activity now page shows the latest interval, its session groups and the blocking tree', async () => {
+    const req = page.waitForResponse((r) => r.url().includes('/activity') && !r.url().includes('wait_profile'), { timeout: 10000 });
+    await page.click('[data-testid=tab-now]');
+    const res = await req;
+    assert(res.status() === 200, `the API answered ${res.status()}`);
+    const body = await res.json();
+    for (const k of ['ts', 'samples_taken', 'longest_transaction_seconds', 'longest_idle_in_transaction_seconds', 'groups', 'blocking']) {
+      assert(k in body, `the API answer has no ${k}`);
+    }
+    await page.waitForSelector('[data-testid=view-now]', { state: 'visible', timeout: 5000 });
+    // The caller keeps a lock holder (active, in a transaction) and a waiter (Lock) running.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=now-row]').length > 0 &&
+      document.querySelectorAll('[data-testid=blocking-row]').length > 0 &&
+      !document.querySelector('[data-testid=now-stats]').hidden, null, { timeout: 20000, polling: 250 });
+    const { rows, edges, xact, lockRow } = await page.evaluate(() => ({
+      rows: document.querySelectorAll('[data-testid=now-row]').length,
+      edges: document.querySelectorAll('[data-testid=blocking-row]').length,
+      xact: document.querySelector('[data-testid=now-xact]').textContent,
+      lockRow: Array.from(document.querySelectorAll('[data-testid=now-row]')).some((r) => r.textContent.includes('Lock')),
+    }));
+    assert(lockRow, 'no session group waiting on a Lock');
+    assert(xact !== '–', 'no longest transaction shown');
+    await page.screenshot({ path: join(opts.out, 'ui-activity-now.png'), fullPage: true });
+    return `${rows} group(s), ${edges} blocking edge(s), longest transaction ${xact}, ui-activity-now.png`;
+  });
+
+  await check('the settings page lists current settings, filters them and shows the change history', async () => {
+    const req = page.waitForResponse((r) => r.url().includes('/settings'), { timeout: 10000 });
+    const reqChanges = page.waitForResponse((r) => r.url().includes('/setting_changes'), { timeout: 10000 });
+    await page.click('[data-testid=tab-settings]');
+    const [res, resChanges] = await Promise.all([req, reqChanges]);
+    assert(res.status() === 200 && resChanges.status() === 200, `the API answered ${res.status()} / ${resChanges.status()}`);
+    await page.waitForSelector('[data-testid=view-settings]', { state: 'visible', timeout: 5000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=setting-row]').length > 50, null,
+      { timeout: 20000, polling: 250 });
+    const total = await page.locator('[data-testid=setting-row]').count();
+    await page.fill('[data-testid=settings-search]', 'shared_buffers');
+    await page.waitForFunction(() => {
+      const rows = Array.from(document.querySelectorAll('[data-testid=setting-row]'));
+      return rows.length >= 1 && rows.every((r) => r.textContent.includes('shared_buffers'));
+    }, null, { timeout: 5000 });
+    const filtered = await page.locator('[data-testid=setting-row]').count();
+    const value = await page.locator('[data-testid=setting-row][data-name=shared_buffers] td').nth(1).textContent();
+    await page.fill('[data-testid=settings-search]', 'no-such-setting-xyz');
+    await page.waitForSelector('[data-testid=settings-empty]', { state: 'visible', timeout: 5000 });
+    await page.fill('[data-testid=settings-search]', '');
+    await page.waitForFunction((t) => document.querySelectorAll('[data-testid=setting-row]').length === t, total, { timeout: 5000 });
+    // The caller changed work_mem and max_wal_senders (pending restart) with ALTER SYSTEM + reload.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-testid=setting-change-row]'))
+      .some((r) => r.textContent.includes('work_mem')), null, { timeout: 15000, polling: 250 });
+    const changes = await page.locator('[data-testid=setting-change-row]').count();
+    const pending = await page.locator('[data-testid=setting-row].pending-restart').count();
+    const pendingName = await page.locator('[data-testid=setting-row][data-name=max_wal_senders]').getAttribute('class');
+    assert(pendingName && pendingName.includes('pending-restart'), 'max_wal_senders is not highlighted as pending restart');
+    await page.screenshot({ path: join(opts.out, 'ui-settings.png'), fullPage: true });
+    return `${total} settings, filter shared_buffers -> ${filtered} (${value}), ${pending} pending restart, ${changes} change(s), ui-settings.png`;
+  });
 
   for (const view of ['tables', 'replication']) {
     await check(`the ${view} page says plainly what is not built or collected yet`, async () => {

@@ -1,5 +1,6 @@
 // pgfleet UI: login, fleet overview grouped by namespace (with search), and per-instance pages: a live
-// metric chart, top statements, wait events, and pages for data the agent does not collect yet.
+// metric chart, top statements, wait events, activity now (latest interval, blocking), settings (current
+// values with a filter, change history), and pages for data the agent does not collect yet.
 //
 // Access: the gateway keeps the session (an HttpOnly cookie the page cannot read); the page asks
 // GET /api/session at start and shows the login form when it answers 401 (also when any later call
@@ -16,7 +17,9 @@
 
 (function () {
   const REFRESH_MS = 5000;
-  const WINDOW_SECONDS = 3600;
+  const WINDOW_SECONDS = 3600;   // the pages' window and the chart's default range
+  const RAW_MAX_SECONDS = 3600;  // longer chart ranges use fleet.rollup buckets (GET .../rollup)
+  const RANGES = { 900: '15 min', 3600: '1 h', 21600: '6 h', 86400: '24 h', 604800: '7 d', 2592000: '30 d' };
   const FETCH_TIMEOUT_MS = 4500;
   const DEFAULT_METRIC = 'host.cpu.utilization';
   const CHART_HEIGHT = 380;
@@ -27,14 +30,19 @@
   const el = {
     conn: $('conn'), rows: $('instance-rows'), count: $('instance-count'), instancesEmpty: $('instances-empty'),
     title: $('detail-title'), meta: $('detail-meta'), controls: $('controls'), select: $('metric-select'),
-    hint: $('metric-hint'), chart: $('chart'), chartEmpty: $('chart-empty'), foot: $('chart-foot'),
+    hint: $('metric-hint'), range: $('range-select'), chart: $('chart'), chartEmpty: $('chart-empty'), foot: $('chart-foot'),
     loginView: $('login-view'), appView: $('app-view'), loginForm: $('login-form'), loginUser: $('login-user'),
     loginPassword: $('login-password'), loginError: $('login-error'), user: $('user'), logout: $('logout'),
     themeToggle: $('theme-toggle'), apiDocs: $('api-docs'), search: $('instance-search'),
     statementsRows: $('statements-rows'), statementsEmpty: $('statements-empty'),
     activityRows: $('activity-rows'), activityEmpty: $('activity-empty'),
+    nowNote: $('now-note'), nowStats: $('now-stats'), nowTs: $('now-ts'), nowSamples: $('now-samples'),
+    nowXact: $('now-xact'), nowIdle: $('now-idle'), nowRows: $('now-rows'), nowEmpty: $('now-empty'),
+    blockingRows: $('blocking-rows'), blockingEmpty: $('blocking-empty'),
+    settingsSearch: $('settings-search'), settingsCount: $('settings-count'), settingsRows: $('settings-rows'),
+    settingsEmpty: $('settings-empty'), changesRows: $('setting-changes-rows'), changesEmpty: $('setting-changes-empty'),
   };
-  const VIEWS = ['metrics', 'statements', 'activity', 'tables', 'replication'];
+  const VIEWS = ['metrics', 'statements', 'activity', 'now', 'settings', 'tables', 'replication'];
 
   const state = {
     instances: [],
@@ -50,6 +58,9 @@
     view: 'metrics',    // the instance page shown (VIEWS)
     search: '',         // instance filter text
     session: null,      // {user, role} once logged in
+    settings: null,     // fleet.setting rows of the selected instance (null: not loaded)
+    settingsFilter: '', // settings filter text
+    range: WINDOW_SECONDS, // chart range in seconds (RANGES)
   };
 
   // Raised by api() on 401: the session is missing or expired; the login form is shown.
@@ -151,6 +162,7 @@
     const id = Number(params.get('instance'));
     if (params.has('instance') && Number.isSafeInteger(id)) state.selectedId = id;
     if (params.get('metric')) state.metric = params.get('metric');
+    if (RANGES[params.get('range')]) state.range = Number(params.get('range'));
     if (VIEWS.includes(params.get('view'))) state.view = params.get('view');
   }
 
@@ -160,6 +172,7 @@
     if (state.selectedId !== null) params.set('instance', String(state.selectedId));
     if (state.metric) params.set('metric', state.metric);
     if (state.view !== 'metrics') params.set('view', state.view);
+    if (state.range !== WINDOW_SECONDS) params.set('range', String(state.range));
     history.replaceState(null, '', '#' + params.toString());
   }
 
@@ -320,25 +333,32 @@
     state.plotKey = metric + '|' + series.map((s) => JSON.stringify(s.labels)).join('|');
   }
 
-  // Loads and draws the selected metric over the last WINDOW_SECONDS.
+  // Loads and draws the selected metric over the last state.range seconds: raw samples (GET .../series)
+  // up to RAW_MAX_SECONDS, else fleet.rollup buckets of range/300 (GET .../rollup; rate for counters,
+  // average for gauges).
   async function refreshChart(generation) {
     const m = currentMetric();
     if (state.selectedId === null) return showChartMessage('Choose an instance on the left to see its metrics.');
     if (!m) return showChartMessage('No metrics have been recorded for this instance yet.');
     const to = Date.now() / 1000;
-    const from = to - WINDOW_SECONDS;
+    const from = to - state.range;
     const params = new URLSearchParams({
       metric: m.metric, from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString(),
     });
-    if (m.kind === 'counter') params.set('rate', '1');
-    const body = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/series?' + params);
+    const rollup = state.range > RAW_MAX_SECONDS;
+    const step = Math.max(10, Math.ceil(state.range / 300));
+    if (rollup) params.set('step', String(step));
+    else if (m.kind === 'counter') params.set('rate', '1');
+    const body = await api('/api/instances/' + encodeURIComponent(state.selectedId) + (rollup ? '/rollup?' : '/series?') + params);
     if (generation !== state.generation) return;  // the selection changed meanwhile
-    const series = (body.series || []).filter((s) => s.ts.length > 0);
+    const raw = rollup ? (body.series || []).map((s) => ({ labels: s.labels, ts: s.ts,
+      values: m.kind === 'counter' ? s.rate : s.avg })) : (body.series || []);
+    const series = raw.filter((s) => s.ts.length > 0);
     const points = series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0);
     state.refreshes++;
     el.chart.dataset.refreshes = String(state.refreshes);
     if (points === 0) {
-      return showChartMessage('No data for ' + m.metric + ' in the last hour yet' +
+      return showChartMessage('No data for ' + m.metric + ' in the last ' + RANGES[state.range] + ' yet' +
         (m.kind === 'counter' ? ' (a rate needs two samples).' : '.'));
     }
     state.window = [from, to];
@@ -349,7 +369,8 @@
     else buildPlot(m.metric, m, series, data);
     el.chart.dataset.points = String(points);
     el.chart.dataset.lastTs = String(data[0][data[0].length - 1]);
-    el.foot.textContent = 'Last hour · ' + points + ' points · newest sample ' +
+    el.foot.textContent = 'Last ' + RANGES[state.range] + (rollup ? ' · ' + step + ' s buckets (' + (body.tier || 'rollup') + ')' : '') +
+      ' · ' + points + ' points · newest sample ' +
       new Date(data[0][data[0].length - 1] * 1000).toLocaleTimeString() +
       (m.kind === 'counter' ? ' · counter shown as per-second rate' : '');
   }
@@ -388,6 +409,10 @@
       await refreshStatements(generation);
     } else if (state.view === 'activity') {
       await refreshActivity(generation);
+    } else if (state.view === 'now') {
+      await refreshNow(generation);
+    } else if (state.view === 'settings') {
+      await refreshSettings(generation);
     }
     writeHash();
   }
@@ -452,6 +477,97 @@
     el.activityEmpty.hidden = list.length > 0;
   }
 
+  // "42 s", "3.5 min", "2.1 h" for a duration in seconds ('–' when unknown).
+  function duration(sec) {
+    if (sec === null || sec === undefined || !Number.isFinite(sec)) return '–';
+    if (sec < 120) return round3(sec) + ' s';
+    if (sec < 7200) return round3(sec / 60) + ' min';
+    return round3(sec / 3600) + ' h';
+  }
+
+  // The latest activity interval of the selected instance: session groups, blocking, longest transactions.
+  async function refreshNow(generation) {
+    if (state.selectedId === null) return;
+    const a = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/activity');
+    if (generation !== state.generation) return;
+    const have = a.ts !== null && a.ts !== undefined;
+    el.nowStats.hidden = !have;
+    el.nowNote.textContent = have
+      ? 'The latest activity interval sent by the agent (' + ago(a.ts) + '): average sessions = observations / samples.'
+      : 'No activity has arrived from this instance yet: the agent sends it every activity interval.';
+    if (have) {
+      el.nowTs.textContent = new Date(a.ts).toLocaleTimeString();
+      el.nowSamples.textContent = String(a.samples_taken);
+      el.nowXact.textContent = duration(a.longest_transaction_seconds);
+      el.nowIdle.textContent = duration(a.longest_idle_in_transaction_seconds);
+    }
+    const groups = a.groups || [];
+    el.nowRows.replaceChildren(...groups.map((g) => {
+      const tr = make('tr');
+      tr.dataset.testid = 'now-row';
+      const wait = g.wait_event_type ? g.wait_event_type + (g.wait_event ? ': ' + g.wait_event : '') : 'CPU (not waiting)';
+      tr.append(cell(g.state), cell(wait), cell(g.datname || '–'), cell(g.usename || '–'), cell(g.application_name || '–'),
+        cell(g.backend_type || '–'), cell(round3(g.average_sessions || 0) + ' (' + g.observations + ')', 'num'));
+      return tr;
+    }));
+    el.nowEmpty.textContent = have ? 'No active sessions in the latest interval.' : 'No activity data yet.';
+    el.nowEmpty.hidden = groups.length > 0;
+    const edges = a.blocking || [];
+    el.blockingRows.replaceChildren(...edges.map((b) => {
+      const tr = make('tr');
+      tr.dataset.testid = 'blocking-row';
+      tr.append(cell(b.blocked_pid, 'num'), cell(b.blocking_pid, 'num'), cell(duration(b.blocked_seconds), 'num'),
+        cell(b.blocked_queryid === null ? '–' : b.blocked_queryid), cell(b.blocking_queryid === null ? '–' : b.blocking_queryid));
+      return tr;
+    }));
+    el.blockingEmpty.textContent = 'No session was blocked by another at the latest sample.';
+    el.blockingEmpty.hidden = edges.length > 0;
+  }
+
+  // Current settings (with the filter) and their change history for the selected instance.
+  async function refreshSettings(generation) {
+    if (state.selectedId === null) return;
+    const base = '/api/instances/' + encodeURIComponent(state.selectedId);
+    const [rows, changes] = await Promise.all([api(base + '/settings'), api(base + '/setting_changes')]);
+    if (generation !== state.generation) return;
+    state.settings = rows;
+    renderSettings();
+    el.changesRows.replaceChildren(...changes.map((c) => {
+      const tr = make('tr');
+      tr.dataset.testid = 'setting-change-row';
+      tr.append(cell(new Date(c.changed_at).toLocaleString()), cell(c.name), cell(c.old_setting === null ? '–' : c.old_setting),
+        cell(c.new_setting === null ? '–' : c.new_setting));
+      return tr;
+    }));
+    el.changesEmpty.textContent = rows.length === 0 ? 'No settings have arrived yet, so there is no history either.'
+      : 'No setting changed in the last 31 days.';
+    el.changesEmpty.hidden = changes.length > 0;
+  }
+
+  // Draws state.settings filtered by state.settingsFilter; pending_restart rows come first, highlighted.
+  function renderSettings() {
+    const rows = state.settings || [];
+    const q = state.settingsFilter.trim().toLowerCase();
+    const shown = rows.filter((r) => !q ||
+      [r.name, r.setting, r.source].some((v) => String(v === null || v === undefined ? '' : v).toLowerCase().includes(q)));
+    shown.sort((a, b) => (b.pending_restart ? 1 : 0) - (a.pending_restart ? 1 : 0));  // stable: then by name
+    el.settingsRows.replaceChildren(...shown.map((r) => {
+      const tr = make('tr', r.pending_restart ? 'pending-restart' : null);
+      tr.dataset.testid = 'setting-row';
+      tr.dataset.name = r.name;
+      tr.append(cell(r.name), cell(r.setting === null ? '–' : r.setting, 'query'), cell(r.unit || ''), cell(r.source || ''),
+        cell(r.pending_restart ? 'yes: restart needed' : '', 'flag'));
+      return tr;
+    }));
+    const pending = rows.filter((r) => r.pending_restart).length;
+    el.settingsCount.textContent = rows.length === 0 ? '' : shown.length + ' of ' + rows.length + ' settings' +
+      (pending ? ' · ' + pending + ' pending restart' : '');
+    el.settingsEmpty.textContent = rows.length === 0
+      ? 'No settings have arrived from this instance yet: the agent sends them with its inventory.'
+      : 'No setting matches the filter.';
+    el.settingsEmpty.hidden = shown.length > 0;
+  }
+
   // Runs refresh() now and then every REFRESH_MS; errors are shown, the loop keeps going. A call while a
   // refresh is in flight does not start a second one: it makes the running one repeat right away.
   let running = false;
@@ -483,6 +599,7 @@
     state.selectedId = id;
     state.generation++;
     state.metrics = [];
+    state.settings = null;
     destroyPlot();
     renderInstances();
     renderDetailHeader();
@@ -564,6 +681,7 @@
       showLogin('');
     });
     el.search.addEventListener('input', () => { state.search = el.search.value; renderInstances(); });
+    el.settingsSearch.addEventListener('input', () => { state.settingsFilter = el.settingsSearch.value; renderSettings(); });
     for (const b of document.querySelectorAll('.tabs button')) {
       b.addEventListener('click', () => {
         if (state.view === b.dataset.view) return;
@@ -575,6 +693,13 @@
       });
     }
     readHash();
+    el.range.value = String(state.range);
+    el.range.addEventListener('change', () => {
+      state.range = Number(el.range.value);
+      state.generation++;
+      destroyPlot();
+      loop();
+    });
     el.select.addEventListener('change', () => {
       state.metric = el.select.value;
       state.generation++;
