@@ -104,13 +104,20 @@ void handle_instances(ConnectionPool &pool, const std::string &role, httplib::Re
   send_json(res, 200, PQgetvalue(r.get(), 0, 0));
 }
 
+// Answers a route of one visible instance whose SQL takes the instance id as $1 and returns one JSON
+// value: 400 for a bad id, 404 for an unknown or invisible instance.
+void send_instance_json(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                        httplib::Response &res, const char *sql) {
+  auto id = instance_id_param(req, res);
+  if (!id || !instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, sql, {std::to_string(*id)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
 // GET /api/instances/{id}/metrics.
 void handle_metrics(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
                     httplib::Response &res) {
-  auto id = instance_id_param(req, res);
-  if (!id || !instance_exists(pool, role, *id, res)) return;
-  ResultPtr r = pool.query_as(role, kSqlMetrics, {std::to_string(*id)});
-  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+  send_instance_json(pool, role, req, res, kSqlMetrics);
 }
 
 // Reads an optional ISO 8601 query parameter; sends a 400 and returns false when it is malformed.
@@ -286,10 +293,7 @@ constexpr const char *kSqlActivity =
 // GET /api/instances/{id}/settings: the current settings (fleet.setting), by name.
 void handle_settings(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
                      httplib::Response &res) {
-  auto id = instance_id_param(req, res);
-  if (!id || !instance_exists(pool, role, *id, res)) return;
-  ResultPtr r = pool.query_as(role, kSqlSettings, {std::to_string(*id)});
-  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+  send_instance_json(pool, role, req, res, kSqlSettings);
 }
 
 // GET /api/instances/{id}/setting_changes?from&to (default: the last 31 days): newest first, at most 1000.
@@ -312,10 +316,7 @@ void handle_setting_changes(ConnectionPool &pool, const std::string &role, const
 // fleet.activity_interval).
 void handle_activity(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
                      httplib::Response &res) {
-  auto id = instance_id_param(req, res);
-  if (!id || !instance_exists(pool, role, *id, res)) return;
-  ResultPtr r = pool.query_as(role, kSqlActivity, {std::to_string(*id)});
-  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+  send_instance_json(pool, role, req, res, kSqlActivity);
 }
 
 constexpr const char *kSqlRollup =
