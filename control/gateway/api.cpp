@@ -585,30 +585,30 @@ void register_routes(httplib::Server &server, Gateway &gw) {
   server.Get("/api/instances", session_route(gw, "/api/instances", Level::Viewer, [p](const Session &s, Req, Res res) {
     handle_instances(*p, s.user, res);
   }));
-  server.Get(R"(/api/instances/([^/]+)/metrics)",
-             session_route(gw, "/api/instances/{id}/metrics", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_metrics(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/series)",
-             session_route(gw, "/api/instances/{id}/series", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_series(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/statements)",
-             session_route(gw, "/api/instances/{id}/statements", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_statements(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/wait_profile)",
-             session_route(gw, "/api/instances/{id}/wait_profile", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_wait_profile(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/settings)",
-             session_route(gw, "/api/instances/{id}/settings", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_settings(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/setting_changes)",
-             session_route(gw, "/api/instances/{id}/setting_changes", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_setting_changes(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/rollup)",
-             session_route(gw, "/api/instances/{id}/rollup", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_rollup(*p, s.user, req, res); }));
-  server.Get(R"(/api/instances/([^/]+)/activity)",
-             session_route(gw, "/api/instances/{id}/activity", Level::Viewer,
-                           [p](const Session &s, Req req, Res res) { handle_activity(*p, s.user, req, res); }));
+  // The routes of one instance, for viewers and above: (URL pattern, route name for logs and metrics,
+  // handler). Every handler validates the id and answers 404 for an unknown or invisible instance.
+  using InstanceHandler = void (*)(ConnectionPool &, const std::string &, const httplib::Request &,
+                                   httplib::Response &);
+  static const struct {
+    const char *pattern;
+    const char *route;
+    InstanceHandler handler;
+  } instance_routes[] = {
+      {R"(/api/instances/([^/]+)/metrics)", "/api/instances/{id}/metrics", handle_metrics},
+      {R"(/api/instances/([^/]+)/series)", "/api/instances/{id}/series", handle_series},
+      {R"(/api/instances/([^/]+)/statements)", "/api/instances/{id}/statements", handle_statements},
+      {R"(/api/instances/([^/]+)/wait_profile)", "/api/instances/{id}/wait_profile", handle_wait_profile},
+      {R"(/api/instances/([^/]+)/settings)", "/api/instances/{id}/settings", handle_settings},
+      {R"(/api/instances/([^/]+)/setting_changes)", "/api/instances/{id}/setting_changes", handle_setting_changes},
+      {R"(/api/instances/([^/]+)/rollup)", "/api/instances/{id}/rollup", handle_rollup},
+      {R"(/api/instances/([^/]+)/activity)", "/api/instances/{id}/activity", handle_activity},
+  };
+  for (const auto &r : instance_routes) {
+    InstanceHandler handler = r.handler;
+    server.Get(r.pattern, session_route(gw, r.route, Level::Viewer, [p, handler](const Session &s, Req req, Res res) {
+                 handler(*p, s.user, req, res);
+               }));
+  }
   server.Post("/api/users", session_route(gw, "/api/users", Level::Admin, [g](const Session &s, Req req, Res res) {
     handle_create_user(*g, s, req, res);
   }));

@@ -36,20 +36,12 @@ pf_check "objects created (table with 100 rows, index, sequence, untouched table
   CREATE TABLE obj_still (id int);
   INSERT INTO obj_still SELECT generate_series(1, 5);"
 
-pf_as_owner mkdir -p "$AGENT_DIR"
-cat >"$AGENT_DIR/agent.toml" <<TOML
-agent_id = "central"
-interval_seconds = 1
-spool_dir = "$AGENT_DIR/spool"
-[postgres]
-conninfo = "host=$PF_STATE/run port=$PF_PG_PORT dbname=postgres"
-[nats]
-url = "nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-central")@127.0.0.1:$PF_NATS_PORT"
+pf_agent_config "$AGENT_DIR"
+cat >>"$AGENT_DIR/agent.toml" <<TOML
 [collectors.objects]
 interval_seconds = 1
 full_refresh_seconds = 600
 TOML
-chmod 0644 "$AGENT_DIR/agent.toml"
 pf_agent_start "$AGENT_DIR"
 [ -n "$PF_AGENT_PID" ] && pf_ok "agent started (pid $PF_AGENT_PID)" || pf_not_ok "agent started" "no pid file"
 

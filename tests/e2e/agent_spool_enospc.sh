@@ -53,16 +53,7 @@ nats_pid=$(cat "$PF_STATE/nats/nats.pid")
 kill -TERM "$nats_pid"
 pf_wait_until 10 bash -c "! kill -0 $nats_pid" || true
 
-cat >"$AGENT_DIR/agent.toml" <<TOML
-agent_id = "central"
-interval_seconds = 1
-spool_dir = "$AGENT_DIR/spool"
-[postgres]
-conninfo = "host=$PF_STATE/run port=$PF_PG_PORT dbname=postgres"
-[nats]
-url = "nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-central")@127.0.0.1:$PF_NATS_PORT"
-TOML
-chmod 0644 "$AGENT_DIR/agent.toml"
+pf_agent_config "$AGENT_DIR"
 start_epoch=$(date +%s.%N)
 pf_agent_start "$AGENT_DIR"
 

@@ -138,6 +138,27 @@ pf_check() {
   if out=$("$@" 2>&1); then pf_ok "$desc"; else pf_not_ok "$desc" "$(echo "$out" | tr '\n' ' ' | cut -c1-300)"; fi
 }
 
+# pf_agent_config DIR [TOP-LEVEL-LINE...]: writes DIR/agent.toml for an agent of the test's own that
+# stands in for the stack's agent (agent_id central, every 1 s, spool DIR/spool, the stack's socket and
+# the agent-central NATS user); extra top-level keys go before the tables, and the caller may append
+# tables (cat >>). DIR is created as the stack's user.
+pf_agent_config() {
+  local dir=$1 line
+  shift
+  pf_as_owner mkdir -p "$dir"
+  {
+    echo 'agent_id = "central"'
+    echo 'interval_seconds = 1'
+    echo "spool_dir = \"$dir/spool\""
+    for line in "$@"; do echo "$line"; done
+    echo '[postgres]'
+    echo "conninfo = \"host=$PF_STATE/run port=$PF_PG_PORT dbname=postgres\""
+    echo '[nats]'
+    echo "url = \"nats://agent-central:$(awk '{print $1}' "$PF_STATE/nats/auth/agent-central")@127.0.0.1:$PF_NATS_PORT\""
+  } >"$dir/agent.toml"
+  chmod 0644 "$dir/agent.toml"
+}
+
 # pf_agent_start DIR: starts a pgfleet-agent of the test's own with DIR/agent.toml, as the stack's user,
 # logging to DIR/agent.log; sets PF_AGENT_PID (empty when it did not start). PGFLEET_AGENT picks the
 # binary (default: the installed one, which the postgres user can reach).
