@@ -88,6 +88,10 @@ struct DecodedMessage {
     std::string instance_json; /* empty when the batch carried no instance facts */
     std::string reason;
     std::string detail;
+    /* metrics: the series-set key of every scrape, and the scrapes whose key is the first of its kind
+     * (only those are given when the sets have to be registered) */
+    std::vector<wire::SeriesSetKey> scrape_keys;
+    std::vector<uint32_t> distinct_scrapes;
 };
 
 class IngestWorker {
@@ -115,6 +119,8 @@ private:
     void decode_batch();
     void store_batch();
     void store_message(size_t i);
+    int32 store_metric_blocks(size_t i);
+    void register_series_sets(size_t i);
     void store_payload_message(size_t i);
     void store_dead_letter(size_t i, const char *reason, const char *detail);
     void settle_batch();
@@ -425,6 +431,22 @@ void IngestWorker::decode_batch()
         d.instance_json = st.ok && d.envelope.instance.present ? wire::instance_to_json(d.envelope.instance) : std::string();
         d.reason = wire::to_valid_text(st.reason);
         d.detail = wire::to_valid_text(st.detail);
+        d.scrape_keys.clear();
+        d.distinct_scrapes.clear();
+        if (st.ok && d.envelope.kind == wire::PayloadKind::Metrics) {
+            const wire::MetricBatch &m = d.envelope.metrics;
+            uint32_t begin = 0;
+            for (uint32_t k = 0; k < m.scrape_end.size(); k++) {
+                wire::SeriesSetKey key = wire::series_set_key(m, begin, m.scrape_end[k]);
+                bool seen = false;
+                for (uint32_t j : d.distinct_scrapes)
+                    seen = seen || memcmp(d.scrape_keys[j].bytes, key.bytes, sizeof key.bytes) == 0;
+                if (!seen)
+                    d.distinct_scrapes.push_back(k);
+                d.scrape_keys.push_back(key);
+                begin = m.scrape_end[k];
+            }
+        }
     }
 }
 
@@ -448,6 +470,35 @@ Datum value_array(size_t n, Oid type, int len, char align, Get get)
     for (size_t i = 0; i < n; i++)
         elems[i] = get(i);
     return PointerGetDatum(construct_array(elems, static_cast<int>(n), type, len, true, align));
+}
+
+/* Builds an array of a varlena type from n Datums made by get(i). */
+template <typename Get>
+Datum byval_free_array(size_t n, Oid type, Get get)
+{
+    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+    for (size_t i = 0; i < n; i++)
+        elems[i] = get(i);
+    return PointerGetDatum(construct_array(elems, static_cast<int>(n), type, -1, false, TYPALIGN_INT));
+}
+
+/* A float8[] copied straight from n doubles (no per-element Datum). */
+Datum float8_array(const double *values, size_t n)
+{
+    const size_t bytes = ARR_OVERHEAD_NONULLS(1) + n * sizeof(double);
+    ArrayType *a = static_cast<ArrayType *>(palloc0(bytes));
+    SET_VARSIZE(a, bytes);
+    a->ndim = n == 0 ? 0 : 1;
+    a->dataoffset = 0;
+    a->elemtype = FLOAT8OID;
+    if (n == 0) {
+        SET_VARSIZE(a, ARR_OVERHEAD_NONULLS(0));
+        return PointerGetDatum(a);
+    }
+    ARR_DIMS(a)[0] = static_cast<int>(n);
+    ARR_LBOUND(a)[0] = 1;
+    memcpy(ARR_DATA_PTR(a), values, n * sizeof(double));
+    return PointerGetDatum(a);
 }
 
 /* Unix milliseconds to PostgreSQL's TimestampTz (microseconds since 2000-01-01). */
@@ -516,46 +567,116 @@ void IngestWorker::store_batch()
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-/* Stores message i: metrics through fleet._ingest_metrics (columnar arrays), every other kind through
- * fleet._ingest_payload (one validated jsonb document). Both check the ledger first. */
+/* A bytea Datum holding a series-set key. */
+Datum key_bytea(const wire::SeriesSetKey &key)
+{
+    bytea *b = static_cast<bytea *>(palloc(VARHDRSZ + sizeof key.bytes));
+    SET_VARSIZE(b, VARHDRSZ + sizeof key.bytes);
+    memcpy(VARDATA(b), key.bytes, sizeof key.bytes);
+    return PointerGetDatum(b);
+}
+
+/* Stores message i: metrics into the hot tier through fleet._ingest_metric_blocks (one row per scrape,
+ * the series found by the scrape's series-set key), registering the sets first when that function
+ * says some are unknown (-2); every other kind through fleet._ingest_payload (one validated jsonb
+ * document). Both check the ledger first. */
 void IngestWorker::store_message(size_t i)
 {
     if (decoded_[i].envelope.kind != wire::PayloadKind::Metrics) {
         store_payload_message(i);
         return;
     }
+    int32 stored = store_metric_blocks(i);
+    if (stored == -2) {
+        register_series_sets(i);
+        stored = store_metric_blocks(i);
+        if (stored == -2)
+            elog(ERROR, "pgfleet ingest: series sets of batch %llu of agent \"%s\" are missing after registration",
+                 static_cast<unsigned long long>(decoded_[i].envelope.batch_seq), decoded_[i].envelope.agent_id.c_str());
+    }
+    outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
+}
+
+/* Calls fleet._ingest_metric_blocks for message i; returns its result (samples, -1 duplicate,
+ * -2 series sets unknown). */
+int32 IngestWorker::store_metric_blocks(size_t i)
+{
     static const char *sql =
-        "SELECT fleet._ingest_metrics($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb[], $11, $12, $13)";
-    static Oid types[13] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-                            TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, kTimestamptzArrayOid, FLOAT8ARRAYOID};
-    const wire::Envelope &e = decoded_[i].envelope;
+        "SELECT fleet._ingest_metric_blocks($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)";
+    static Oid types[10] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, BYTEAARRAYOID,
+                            kTimestamptzArrayOid, INT4ARRAYOID, FLOAT8ARRAYOID};
+    const DecodedMessage &d = decoded_[i];
+    const wire::Envelope &e = d.envelope;
     const wire::MetricBatch &m = e.metrics;
-    const size_t ns = m.series.size();
-    const size_t nv = m.sample_value.size();
-    Datum args[13];
+    const size_t nscrapes = m.scrape_end.size();
+    Datum args[10];
     args[0] = PointerGetDatum(cstring_to_text(e.agent_id.c_str()));
     args[1] = PointerGetDatum(cstring_to_text(e.namespace_name.c_str()));
     args[2] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
     args[3] = Int64GetDatum(static_cast<int64>(e.batch_seq));
     args[4] = Int64GetDatum(static_cast<int64>(batch_.meta(i).stream_seq));
-    args[5] = e.instance.present ? PointerGetDatum(cstring_to_text(decoded_[i].instance_json.c_str())) : 0;
-    args[6] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].metric; });
-    args[7] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].kind; });
-    args[8] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].unit; });
-    args[9] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].labels_json; });
-    args[10] = value_array(nv, INT4OID, 4, TYPALIGN_INT, [&](size_t k) { return Int32GetDatum(m.sample_series[k]); });
-    args[11] = value_array(nv, TIMESTAMPTZOID, 8, TYPALIGN_DOUBLE,
-                           [&](size_t k) { return TimestampTzGetDatum(unix_ms_to_timestamptz(m.sample_ts_unix_ms[k])); });
-    args[12] = value_array(nv, FLOAT8OID, 8, TYPALIGN_DOUBLE, [&](size_t k) { return Float8GetDatum(m.sample_value[k]); });
-    char nulls[13];
+    args[5] = e.instance.present ? PointerGetDatum(cstring_to_text(d.instance_json.c_str())) : 0;
+    args[6] = byval_free_array(nscrapes, BYTEAOID, [&](size_t k) { return key_bytea(d.scrape_keys[k]); });
+    args[7] = value_array(nscrapes, TIMESTAMPTZOID, 8, TYPALIGN_DOUBLE, [&](size_t k) {
+        return TimestampTzGetDatum(unix_ms_to_timestamptz(m.sample_ts_unix_ms[m.scrape_end[k] - 1]));
+    });
+    args[8] = value_array(nscrapes, INT4OID, 4, TYPALIGN_INT, [&](size_t k) {
+        return Int32GetDatum(static_cast<int32>(m.scrape_end[k] - (k == 0 ? 0 : m.scrape_end[k - 1])));
+    });
+    args[9] = float8_array(m.sample_value.data(), m.sample_value.size());
+    char nulls[10];
     memset(nulls, ' ', sizeof(nulls));
     if (!e.instance.present)
         nulls[5] = 'n';
-    if (SPI_execute_with_args(sql, 13, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-        elog(ERROR, "pgfleet ingest: fleet._ingest_metrics returned no row");
+    if (SPI_execute_with_args(sql, 10, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._ingest_metric_blocks returned no row");
     bool isnull = false;
-    int32 stored = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
+    return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Registers the distinct series sets of message i (fleet._register_series_sets), with the series
+ * declarations they need. */
+void IngestWorker::register_series_sets(size_t i)
+{
+    static const char *sql =
+        "SELECT fleet._register_series_sets($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::jsonb[])";
+    static Oid types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+                            TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    const DecodedMessage &d = decoded_[i];
+    const wire::Envelope &e = d.envelope;
+    const wire::MetricBatch &m = e.metrics;
+    const size_t nsets = d.distinct_scrapes.size();
+    const size_t ns = m.series.size();
+    auto scrape_begin = [&](uint32_t k) -> uint32_t { return k == 0 ? 0 : m.scrape_end[k - 1]; };
+    size_t total = 0;
+    for (uint32_t k : d.distinct_scrapes)
+        total += m.scrape_end[k] - scrape_begin(k);
+    Datum *members = static_cast<Datum *>(palloc(sizeof(Datum) * Max(total, 1)));
+    size_t n = 0;
+    for (uint32_t k : d.distinct_scrapes)
+        for (uint32_t j = scrape_begin(k); j < m.scrape_end[k]; j++)
+            members[n++] = Int32GetDatum(m.sample_series[j]);
+    Datum args[11];
+    args[0] = PointerGetDatum(cstring_to_text(e.agent_id.c_str()));
+    args[1] = PointerGetDatum(cstring_to_text(e.namespace_name.c_str()));
+    args[2] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
+    args[3] = e.instance.present ? PointerGetDatum(cstring_to_text(d.instance_json.c_str())) : 0;
+    args[4] = byval_free_array(nsets, BYTEAOID, [&](size_t k) { return key_bytea(d.scrape_keys[d.distinct_scrapes[k]]); });
+    args[5] = value_array(nsets, INT4OID, 4, TYPALIGN_INT, [&](size_t k) {
+        uint32_t s = d.distinct_scrapes[k];
+        return Int32GetDatum(static_cast<int32>(m.scrape_end[s] - scrape_begin(s)));
+    });
+    args[6] = PointerGetDatum(construct_array(members, static_cast<int>(total), INT4OID, 4, true, TYPALIGN_INT));
+    args[7] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].metric; });
+    args[8] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].kind; });
+    args[9] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].unit; });
+    args[10] = text_array(ns, [&](size_t k) -> const std::string & { return m.series[k].labels_json; });
+    char nulls[11];
+    memset(nulls, ' ', sizeof(nulls));
+    if (!e.instance.present)
+        nulls[3] = 'n';
+    if (SPI_execute_with_args(sql, 11, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._register_series_sets returned no row");
 }
 
 /* Stores message i of a low-volume kind (statements, activity, inventory, events, results). */

@@ -170,6 +170,8 @@ DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
     out.sample_series.clear();
     out.sample_ts_unix_ms.clear();
     out.sample_value.clear();
+    out.scrape_end.clear();
+    out.scrape_end.reserve(static_cast<size_t>(in.scrapes_size()));
     out.sample_series.reserve(total);
     out.sample_ts_unix_ms.reserve(total);
     out.sample_value.reserve(total);
@@ -186,6 +188,8 @@ DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
             out.sample_ts_unix_ms.push_back(scrape.ts_unix_ms());
             out.sample_value.push_back(scrape.values(i));
         }
+        if (scrape.refs_size() > 0)
+            out.scrape_end.push_back(static_cast<uint32_t>(out.sample_value.size()));
     }
     return DecodeStatus::success();
 }

@@ -48,13 +48,24 @@ struct InstanceInfo {
     uint32_t port = 0;
 };
 
-/* Metric samples in columnar form; sample_series[i] indexes series (0-based). */
+/* Metric samples in columnar form; sample_series[i] indexes series (0-based). Scrape k holds the
+ * samples [scrape_end[k-1], scrape_end[k]) (scrape 0 starts at 0), all with one timestamp. */
 struct MetricBatch {
     std::vector<SeriesDecl> series;
     std::vector<int32_t> sample_series;
     std::vector<int64_t> sample_ts_unix_ms;
     std::vector<double> sample_value;
+    std::vector<uint32_t> scrape_end;
 };
+
+/* The identity of one scrape's series list, in order: a 128-bit hash of each sample's series
+ * (metric, kind, unit, canonical labels). Scrapes with the same key share one fleet.series_set row
+ * (the hot tier then stores only their values). Keys are scoped to one instance in the database, so
+ * a collision, 2^-128-unlikely by accident, could only ever mix up series of one agent's own. */
+struct SeriesSetKey {
+    uint8_t bytes[16];
+};
+SeriesSetKey series_set_key(const MetricBatch &batch, size_t begin, size_t end);
 
 enum class PayloadKind { None, Metrics, Statements, Activity, Inventory, Events, Result };
 

@@ -6,7 +6,10 @@
 --   instance        the PostgreSQL instance an agent monitors (one per agent)
 --   metric          metric names with kind (gauge/counter) and unit
 --   series          one metric with one label set on one instance
---   sample          hot tier: one row per (series, ts) — bulk-written by the ingest workers
+--   series_set      an ordered list of one instance's series ids: the columns of hot-tier rows
+--   sample_block    hot tier: one row per scrape (instance, ts, series_set, values[]), bulk-written
+--   sample_chunk    cold tier: one row per series and hour, the samples compressed (core/chunk_codec)
+--   (the view fleet.sample, 15_storage.sql, shows both tiers as one row per sample)
 --   ingest_ledger   every batch stored, (agent_id, boot_id, batch_seq): the exactly-once key
 --   dead_letter     messages put aside with the reason; never silently dropped
 -- Every table that holds instance data carries instance_id first in its key.
@@ -61,13 +64,44 @@ CREATE TABLE fleet.series (
     PRIMARY KEY (instance_id, metric_id, labels)
 );
 
-CREATE TABLE fleet.sample (
-    instance_id bigint NOT NULL,
-    series_id bigint NOT NULL,
-    ts timestamptz NOT NULL,
-    value double precision NOT NULL
+-- Storage of samples (docs/storage.md). A scrape's series list repeats scrape after scrape, so the hot
+-- tier stores it once (series_set, found by the key the ingest worker hashes from the series
+-- declarations: core/series_key.cpp) and each scrape as one row of values in the set's order.
+CREATE TABLE fleet.series_set (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    series_set_id bigserial NOT NULL UNIQUE,
+    set_key bytea NOT NULL,
+    series_count integer NOT NULL CHECK (series_count > 0),
+    series_ids bigint[] NOT NULL CHECK (cardinality(series_ids) = series_count),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, set_key)
 );
-CREATE INDEX sample_instance_series_ts ON fleet.sample (instance_id, series_id, ts);
+
+-- (NO ACTION, not CASCADE, from a block to its set: a set is only ever deleted when no block uses it,
+-- and a concurrent insert that loses that race fails and is retried, instead of losing its block.)
+CREATE TABLE fleet.sample_block (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    ts timestamptz NOT NULL CHECK (ts = date_trunc('milliseconds', ts)),
+    series_set_id bigint NOT NULL REFERENCES fleet.series_set (series_set_id),
+    vals double precision[] NOT NULL
+);
+CREATE INDEX sample_block_instance_ts ON fleet.sample_block (instance_id, ts);
+CREATE INDEX sample_block_series_set ON fleet.sample_block (series_set_id, ts);
+-- values of a scrape are rarely compressible by pglz (and decompressing costs reads): stored as is
+ALTER TABLE fleet.sample_block ALTER COLUMN vals SET STORAGE EXTERNAL;
+
+CREATE TABLE fleet.sample_chunk (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    series_id bigint NOT NULL,
+    window_start timestamptz NOT NULL,      -- the hour the chunk's samples fall in
+    first_ts timestamptz NOT NULL,
+    last_ts timestamptz NOT NULL,
+    sample_count integer NOT NULL CHECK (sample_count > 0),
+    data bytea NOT NULL,
+    PRIMARY KEY (instance_id, series_id, window_start)
+);
+-- chunks are already compressed
+ALTER TABLE fleet.sample_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE fleet.ingest_ledger (
     agent_id text NOT NULL,

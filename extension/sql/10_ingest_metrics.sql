@@ -1,12 +1,8 @@
 -- Ingest of metrics batches (called by the ingest workers).
 
--- _ingest_begin: the part of storing a batch common to every payload kind, called first inside the
--- batch's (sub)transaction: records the batch in the ledger and registers namespace, agent and
--- instance (updating the instance's facts when the batch carries them). Returns the instance_id, or
--- NULL when the ledger already holds the batch (a redelivery: the caller stores nothing).
-CREATE FUNCTION fleet._ingest_begin(
-    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
-    p_rows integer, p_instance jsonb)
+-- _register_instance: registers namespace, agent and instance (updating the instance's facts when
+-- p_instance carries them) and returns the instance_id.
+CREATE FUNCTION fleet._register_instance(p_agent_id text, p_namespace text, p_boot_id text, p_instance jsonb)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -15,13 +11,6 @@ DECLARE
     v_namespace_id integer;
     v_instance_id bigint;
 BEGIN
-    INSERT INTO fleet.ingest_ledger (agent_id, boot_id, batch_seq, stream_seq, samples)
-    VALUES (p_agent_id, p_boot_id, p_batch_seq, p_stream_seq, p_rows)
-    ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-
     INSERT INTO fleet.namespace (name) VALUES (p_namespace) ON CONFLICT (name) DO NOTHING;
     SELECT namespace_id INTO STRICT v_namespace_id FROM fleet.namespace WHERE name = p_namespace;
 
@@ -50,17 +39,39 @@ BEGIN
     RETURN v_instance_id;
 END
 $$;
+REVOKE ALL ON FUNCTION fleet._register_instance(text, text, text, jsonb) FROM PUBLIC;
+
+-- _ingest_begin: the part of storing a batch common to every payload kind, called first inside the
+-- batch's (sub)transaction: records the batch in the ledger, then registers namespace, agent and
+-- instance. Returns the instance_id, or NULL when the ledger already holds the batch (a redelivery:
+-- the caller stores nothing).
+CREATE FUNCTION fleet._ingest_begin(
+    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
+    p_rows integer, p_instance jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO fleet.ingest_ledger (agent_id, boot_id, batch_seq, stream_seq, samples)
+    VALUES (p_agent_id, p_boot_id, p_batch_seq, p_stream_seq, p_rows)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN fleet._register_instance(p_agent_id, p_namespace, p_boot_id, p_instance);
+END
+$$;
 REVOKE ALL ON FUNCTION fleet._ingest_begin(text, text, text, bigint, bigint, integer, jsonb) FROM PUBLIC;
 
--- _ingest_metrics: stores one decoded metrics batch; called by the ingest workers only.
--- Returns the number of samples stored, or -1 when the ledger already holds the batch (a redelivery).
--- Series are given as parallel arrays (metric, kind, unit, labels); samples refer to them by 0-based
--- index. The C++ decoder has validated everything; constraints here are the last line of defence.
-CREATE FUNCTION fleet._ingest_metrics(
-    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
-    p_instance jsonb,
-    p_metric text[], p_kind text[], p_unit text[], p_labels jsonb[],
-    p_sample_series integer[], p_sample_ts timestamptz[], p_sample_value double precision[])
+-- _register_series_sets: makes sure the series sets of a batch exist (and with them namespace, agent,
+-- instance, metrics and series). Set k has key p_set_keys[k] and the next p_set_len[k] entries of
+-- p_set_series, each a 0-based index into the series declarations (p_metric, p_kind, p_unit,
+-- p_labels). Writes no ledger row: the batch itself is stored by _ingest_metric_blocks afterwards.
+CREATE FUNCTION fleet._register_series_sets(
+    p_agent_id text, p_namespace text, p_boot_id text, p_instance jsonb,
+    p_set_keys bytea[], p_set_len integer[], p_set_series integer[],
+    p_metric text[], p_kind text[], p_unit text[], p_labels jsonb[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -68,12 +79,9 @@ AS $$
 DECLARE
     v_instance_id bigint;
     v_series_ids bigint[];
+    v_rows integer;
 BEGIN
-    v_instance_id := fleet._ingest_begin(p_agent_id, p_namespace, p_boot_id, p_batch_seq, p_stream_seq,
-                                         cardinality(p_sample_value), p_instance);
-    IF v_instance_id IS NULL THEN
-        RETURN -1;
-    END IF;
+    v_instance_id := fleet._register_instance(p_agent_id, p_namespace, p_boot_id, p_instance);
 
     INSERT INTO fleet.metric (name, kind, unit)
     SELECT DISTINCT ON (m) m, k, u FROM unnest(p_metric, p_kind, p_unit) AS d(m, k, u) ORDER BY m
@@ -89,17 +97,129 @@ BEGIN
     JOIN fleet.metric mt ON mt.name = d.m
     JOIN fleet.series s ON s.instance_id = v_instance_id AND s.metric_id = mt.metric_id AND s.labels = d.l;
 
-    INSERT INTO fleet.sample (instance_id, series_id, ts, value)
-    SELECT v_instance_id, v_series_ids[u.r + 1], u.t, u.v
-    FROM unnest(p_sample_series, p_sample_ts, p_sample_value) AS u(r, t, v);
+    INSERT INTO fleet.series_set (instance_id, set_key, series_count, series_ids)
+    SELECT v_instance_id, k.set_key, k.l,
+           ARRAY(SELECT v_series_ids[p_set_series[j] + 1] FROM generate_series(k.e - k.l + 1, k.e) AS j ORDER BY j)
+    FROM (SELECT u.set_key, u.l, sum(u.l) OVER (ORDER BY u.ord)::integer AS e
+          FROM unnest(p_set_keys, p_set_len) WITH ORDINALITY AS u(set_key, l, ord)) AS k
+    ON CONFLICT (instance_id, set_key) DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._register_series_sets(text, text, text, jsonb, bytea[], integer[], integer[], text[],
+                                                   text[], text[], jsonb[]) FROM PUBLIC;
+
+-- _ingest_metric_blocks: stores one metrics batch in the hot tier, one fleet.sample_block row per
+-- scrape. Scrape k has timestamp p_scrape_ts[k], series set p_set_keys[k] and the next p_scrape_len[k]
+-- values of p_values. Returns the number of samples stored, -1 when the ledger already holds the
+-- batch (a redelivery), or -2 when a series set (or the instance) is not registered yet: then nothing
+-- was written, and the caller registers the sets (_register_series_sets) and calls again.
+CREATE FUNCTION fleet._ingest_metric_blocks(
+    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
+    p_instance jsonb, p_set_keys bytea[], p_scrape_ts timestamptz[], p_scrape_len integer[],
+    p_values double precision[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance_id bigint;
+    v_set_ids bigint[];
+    v_found integer;
+    v_samples integer := coalesce(cardinality(p_values), 0);
+BEGIN
+    IF coalesce(cardinality(p_set_keys), 0) > 0 THEN
+        SELECT i.instance_id INTO v_instance_id FROM fleet.instance i WHERE i.agent_id = p_agent_id;
+        IF v_instance_id IS NULL THEN
+            RETURN -2;
+        END IF;
+        SELECT array_agg(ss.series_set_id ORDER BY k.ord),
+               count(*) FILTER (WHERE ss.series_count = p_scrape_len[k.ord])
+          INTO v_set_ids, v_found
+          FROM unnest(p_set_keys) WITH ORDINALITY AS k(set_key, ord)
+          LEFT JOIN fleet.series_set ss ON ss.instance_id = v_instance_id AND ss.set_key = k.set_key;
+        IF v_found < cardinality(p_set_keys) THEN
+            RETURN -2;
+        END IF;
+    END IF;
+
+    v_instance_id := fleet._ingest_begin(p_agent_id, p_namespace, p_boot_id, p_batch_seq, p_stream_seq,
+                                         v_samples, p_instance);
+    IF v_instance_id IS NULL THEN
+        RETURN -1;
+    END IF;
+    IF v_samples = 0 THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO fleet.sample_block (instance_id, ts, series_set_id, vals)
+    SELECT v_instance_id, x.t, v_set_ids[x.ord], p_values[x.e - x.l + 1 : x.e]
+    FROM (SELECT u.t, u.l, u.ord, sum(u.l) OVER (ORDER BY u.ord)::integer AS e
+          FROM unnest(p_scrape_ts, p_scrape_len) WITH ORDINALITY AS u(t, l, ord)) AS x;
 
     -- The raw time range this batch touched: the rollup job recomputes those buckets (late data included).
     INSERT INTO fleet.rollup_pending (instance_id, from_ts, to_ts)
-    SELECT v_instance_id, min(t), max(t) FROM unnest(p_sample_ts) AS t HAVING count(*) > 0;
+    SELECT v_instance_id, min(t), max(t) FROM unnest(p_scrape_ts) AS t;
 
-    RETURN cardinality(p_sample_value);
+    RETURN v_samples;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._ingest_metric_blocks(text, text, text, bigint, bigint, jsonb, bytea[], timestamptz[],
+                                                   integer[], double precision[]) FROM PUBLIC;
+
+-- _ingest_metrics: stores one metrics batch given as plain arrays (series declarations, and per
+-- sample its 0-based series index, timestamp and value), as SQL scripts and tests write them. Samples
+-- with one timestamp form one scrape. Goes through the same two functions as the ingest workers;
+-- the set keys are SHA-256 digests of the scrape's series indexes and declarations.
+-- Returns the number of samples stored, or -1 when the ledger already holds the batch.
+CREATE FUNCTION fleet._ingest_metrics(
+    p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
+    p_instance jsonb,
+    p_metric text[], p_kind text[], p_unit text[], p_labels jsonb[],
+    p_sample_series integer[], p_sample_ts timestamptz[], p_sample_value double precision[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keys bytea[];
+    v_ts timestamptz[];
+    v_len integer[];
+    v_set_series integer[];
+    v_values double precision[];
+    v_stored integer;
+BEGIN
+    WITH samples AS (
+        SELECT u.r, u.t, u.v, u.ord FROM unnest(p_sample_series, p_sample_ts, p_sample_value) WITH ORDINALITY AS u(r, t, v, ord)
+    ), scrapes AS (
+        SELECT s.t, count(*)::integer AS l,
+               array_agg(s.r ORDER BY s.ord) AS refs, array_agg(s.v ORDER BY s.ord) AS vals,
+               sha256(convert_to(string_agg(p_metric[s.r + 1] || E'\x1f' || p_kind[s.r + 1] || E'\x1f' ||
+                                            p_unit[s.r + 1] || E'\x1f' || p_labels[s.r + 1]::text, E'\x1e' ORDER BY s.ord),
+                                 'UTF8')) AS set_key
+        FROM samples s GROUP BY s.t
+    )
+    SELECT array_agg(set_key ORDER BY t), array_agg(t ORDER BY t), array_agg(l ORDER BY t)
+      INTO v_keys, v_ts, v_len FROM scrapes;
+    SELECT array_agg(u.r ORDER BY u.t, u.ord), array_agg(u.v ORDER BY u.t, u.ord) INTO v_set_series, v_values
+      FROM unnest(p_sample_series, p_sample_ts, p_sample_value) WITH ORDINALITY AS u(r, t, v, ord);
+
+    v_stored := fleet._ingest_metric_blocks(p_agent_id, p_namespace, p_boot_id, p_batch_seq, p_stream_seq,
+                                            p_instance, coalesce(v_keys, '{}'), coalesce(v_ts, '{}'),
+                                            coalesce(v_len, '{}'), coalesce(v_values, '{}'));
+    IF v_stored = -2 THEN
+        PERFORM fleet._register_series_sets(p_agent_id, p_namespace, p_boot_id, p_instance, v_keys, v_len,
+                                            v_set_series, p_metric, p_kind, p_unit, p_labels);
+        v_stored := fleet._ingest_metric_blocks(p_agent_id, p_namespace, p_boot_id, p_batch_seq, p_stream_seq,
+                                                p_instance, v_keys, v_ts, v_len, v_values);
+        IF v_stored = -2 THEN
+            RAISE EXCEPTION 'series sets of batch % of agent "%" are missing after registration', p_batch_seq, p_agent_id
+                USING ERRCODE = 'internal_error';
+        END IF;
+    END IF;
+    RETURN v_stored;
 END
 $$;
 REVOKE ALL ON FUNCTION fleet._ingest_metrics(text, text, text, bigint, bigint, jsonb, text[], text[], text[],
                                              jsonb[], integer[], timestamptz[], double precision[]) FROM PUBLIC;
-

@@ -10,16 +10,27 @@ FROM fleet.instance i
 JOIN fleet.agent a USING (agent_id)
 JOIN fleet.namespace n USING (namespace_id);
 
--- instance_series: the series of one instance, with the time of its newest sample.
+-- instance_series: the series of one instance, with the time of its newest sample (the newest scrape
+-- row of a set holding it, else the end of its newest chunk).
 CREATE FUNCTION fleet.instance_series(p_instance_id bigint)
 RETURNS TABLE (series_id bigint, metric text, kind text, unit text, labels jsonb, last_ts timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    WITH hot AS (
+        SELECT u.sid, max(newest.ts) AS ts
+        FROM fleet.series_set ss
+        CROSS JOIN LATERAL (SELECT b.ts FROM fleet.sample_block b
+                            WHERE b.series_set_id = ss.series_set_id ORDER BY b.ts DESC LIMIT 1) AS newest
+        CROSS JOIN LATERAL unnest(ss.series_ids) AS u(sid)
+        WHERE ss.instance_id = p_instance_id
+        GROUP BY u.sid
+    )
     SELECT s.series_id, m.name, m.kind, m.unit, s.labels,
-           (SELECT x.ts FROM fleet.sample x
-             WHERE x.instance_id = s.instance_id AND x.series_id = s.series_id
-             ORDER BY x.ts DESC LIMIT 1)
+           coalesce((SELECT hot.ts FROM hot WHERE hot.sid = s.series_id),
+                    (SELECT c.last_ts FROM fleet.sample_chunk c
+                      WHERE c.instance_id = s.instance_id AND c.series_id = s.series_id
+                      ORDER BY c.window_start DESC LIMIT 1))
     FROM fleet.series s JOIN fleet.metric m USING (metric_id)
     WHERE s.instance_id = p_instance_id
     ORDER BY m.name, s.labels::text
@@ -32,10 +43,11 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.labels, x.ts, x.value
-    FROM fleet.series s
-    JOIN fleet.metric m USING (metric_id)
-    JOIN fleet.sample x ON x.instance_id = s.instance_id AND x.series_id = s.series_id
-    WHERE s.instance_id = p_instance_id AND m.name = p_metric AND x.ts BETWEEN p_from AND p_to
+    FROM fleet._samples(p_instance_id,
+                        ARRAY(SELECT s.series_id FROM fleet.series s JOIN fleet.metric m USING (metric_id)
+                              WHERE s.instance_id = p_instance_id AND m.name = p_metric),
+                        p_from, p_to) AS x
+    JOIN fleet.series s ON s.series_id = x.series_id
     ORDER BY s.labels::text, x.ts
 $$;
 

@@ -17,12 +17,9 @@ DECLARE
 BEGIN
     WITH pts AS (
         SELECT x.series_id, x.ts, x.value, lag(x.value) OVER w AS prev
-        FROM fleet.sample x
-        WHERE x.instance_id = p_instance_id
-          -- look back an hour for each series' sample before the first bucket (a counter's increase
-          -- into the bucket needs it); series sampled less than hourly lose that first increase
-          AND x.ts >= v_lo - interval '1 hour'
-          AND x.ts < v_hi
+        -- look back an hour for each series' sample before the first bucket (a counter's increase
+        -- into the bucket needs it); series sampled less than hourly lose that first increase
+        FROM fleet._instance_samples(p_instance_id, v_lo - interval '1 hour', v_hi) AS x
         WINDOW w AS (PARTITION BY x.series_id ORDER BY x.ts)
     )
     INSERT INTO fleet.rollup_1m AS r (instance_id, series_id, bucket, count, min, max, sum, last, increase)
@@ -90,7 +87,11 @@ BEGIN
              JOIN fleet.instance i USING (agent_id)
              GROUP BY ns.namespace_id
     LOOP
-        DELETE FROM fleet.sample WHERE instance_id = ANY (n.instances) AND ts < now() - n.raw_retention;
+        DELETE FROM fleet.sample_block WHERE instance_id = ANY (n.instances) AND ts < now() - n.raw_retention;
+        GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+        -- a chunk goes when its whole hour is beyond the retention
+        DELETE FROM fleet.sample_chunk WHERE instance_id = ANY (n.instances)
+            AND window_start + interval '1 hour' <= now() - n.raw_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.rollup_1m WHERE instance_id = ANY (n.instances) AND bucket < now() - n.rollup_1m_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
@@ -106,7 +107,8 @@ BEGIN
 END
 $$;
 
--- run_maintenance: one round of the maintenance worker: rollups every call, retention at most hourly.
+-- run_maintenance: one round of the maintenance worker: rollups and compaction (at most 50 instances
+-- a round, so that one round stays short) every call, retention at most hourly.
 -- Each task's outcome is recorded in fleet.maintenance_run.
 CREATE FUNCTION fleet.run_maintenance()
 RETURNS void
@@ -120,6 +122,12 @@ BEGIN
     v_rows := fleet.run_rollups();
     INSERT INTO fleet.maintenance_run AS m (task, last_started, last_finished, last_rows, last_error)
     VALUES ('rollups', v_started, clock_timestamp(), v_rows, NULL)
+    ON CONFLICT (task) DO UPDATE SET last_started = excluded.last_started, last_finished = excluded.last_finished,
+                                     last_rows = excluded.last_rows, last_error = NULL;
+    v_started := clock_timestamp();
+    v_rows := fleet.compact(interval '1 hour', 50);
+    INSERT INTO fleet.maintenance_run AS m (task, last_started, last_finished, last_rows, last_error)
+    VALUES ('compaction', v_started, clock_timestamp(), v_rows, NULL)
     ON CONFLICT (task) DO UPDATE SET last_started = excluded.last_started, last_finished = excluded.last_finished,
                                      last_rows = excluded.last_rows, last_error = NULL;
     IF NOT EXISTS (SELECT 1 FROM fleet.maintenance_run
@@ -172,10 +180,13 @@ BEGIN
                      CASE WHEN lag(x.value) OVER w IS NULL THEN NULL
                           WHEN x.value >= lag(x.value) OVER w THEN x.value - lag(x.value) OVER w
                           ELSE x.value END AS increase
-              FROM fleet.series s JOIN fleet.metric m USING (metric_id)
-              JOIN fleet.sample x ON x.instance_id = s.instance_id AND x.series_id = s.series_id
-              WHERE s.instance_id = p_instance_id AND m.name = p_metric AND x.ts >= p_from AND x.ts < p_to
-              WINDOW w AS (PARTITION BY s.series_id ORDER BY x.ts)) d
+              FROM fleet._samples(p_instance_id,
+                                  ARRAY(SELECT s.series_id FROM fleet.series s JOIN fleet.metric m USING (metric_id)
+                                        WHERE s.instance_id = p_instance_id AND m.name = p_metric),
+                                  p_from, p_to) AS x
+              JOIN fleet.series s ON s.series_id = x.series_id
+              WHERE x.ts < p_to
+              WINDOW w AS (PARTITION BY x.series_id ORDER BY x.ts)) d
         GROUP BY d.labels, b
         ORDER BY d.labels::text, b;
     ELSE

@@ -1,30 +1,30 @@
 -- pgTAP: the shape of schema fleet — tables, keys, views, functions, privileges.
 BEGIN;
-SELECT plan(46);
+SELECT plan(48);
 
 SELECT has_schema('fleet');
-SELECT tables_are('fleet', ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'sample',
+SELECT tables_are('fleet', ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
                                  'ingest_ledger', 'dead_letter', 'namespace_member',
                                  'statement_text', 'statement_delta', 'activity_interval', 'activity', 'blocking',
                                  'setting', 'setting_change', 'instance_extension', 'instance_database', 'event',
                                  'command_result', 'command', 'rollup_1m', 'rollup_1h', 'rollup_pending',
                                  'maintenance_run']);
-SELECT views_are('fleet', ARRAY['instances', 'worker_status', 'commands']);
+SELECT views_are('fleet', ARRAY['instances', 'worker_status', 'commands', 'sample']);
 SELECT col_is_pk('fleet', 'ingest_ledger', ARRAY['agent_id', 'boot_id', 'batch_seq'], 'the ledger key is the batch identity');
 SELECT col_is_pk('fleet', 'series', ARRAY['instance_id', 'metric_id', 'labels'], 'series are unique per instance, metric, labels');
 SELECT col_is_unique('fleet', 'dead_letter', ARRAY['stream', 'stream_seq'], 'a message is dead-lettered once');
 SELECT col_is_pk('fleet', 'agent', ARRAY['agent_id'], 'an agent is known by its agent_id');
 SELECT col_is_unique('fleet', 'instance', ARRAY['agent_id'], 'one instance per agent');
-SELECT col_not_null('fleet', 'sample', c, 'sample.' || c || ' is not null')
-FROM unnest(ARRAY['instance_id', 'series_id', 'ts', 'value']) AS c;
-SELECT has_index('fleet', 'sample', 'sample_instance_series_ts', ARRAY['instance_id', 'series_id', 'ts']);
+SELECT col_not_null('fleet', 'sample_block', c, 'sample_block.' || c || ' is not null')
+FROM unnest(ARRAY['instance_id', 'ts', 'series_set_id', 'vals']) AS c;
+SELECT has_index('fleet', 'sample_block', 'sample_block_instance_ts', ARRAY['instance_id', 'ts']);
 
 -- Every table that holds instance data has instance_id first in its key (architecture §4).
 SELECT is((SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
            WHERE i.indrelid = ('fleet.' || t)::regclass AND (i.indisprimary OR i.indexrelid::regclass::text LIKE '%instance%')
            ORDER BY i.indisprimary DESC LIMIT 1),
           'instance_id', 'fleet.' || t || ' is keyed by instance_id first')
-FROM unnest(ARRAY['series', 'sample']) AS t;
+FROM unnest(ARRAY['series', 'series_set', 'sample_block', 'sample_chunk']) AS t;
 
 SELECT has_function('fleet', 'series', ARRAY['bigint', 'text', 'timestamp with time zone', 'timestamp with time zone']);
 SELECT has_function('fleet', 'rate', ARRAY['bigint', 'text', 'timestamp with time zone', 'timestamp with time zone']);
