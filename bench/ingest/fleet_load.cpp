@@ -103,7 +103,7 @@ long long now_ms()
 int main(int argc, char **argv)
 {
     std::string url = "nats://127.0.0.1:4222", templates_path, prefix = "bench", boot, ns = "default";
-    long long instances = 1000, series = 1000, interval_s = 10, ticks = 6, max_pending = 2000, end_ms = 0;
+    long long instances = 1000, series = 1000, interval_s = 10, ticks = 6, max_pending = 2000, end_ms = 0, jitter_ms = 0;
     bool paced = false;
     for (int i = 1; i < argc; i++) {
         std::string k = argv[i];
@@ -121,6 +121,7 @@ int main(int argc, char **argv)
         else if (k == "--ticks") ticks = atoll(v.c_str());
         else if (k == "--max-pending") max_pending = atoll(v.c_str());
         else if (k == "--end-ms") end_ms = atoll(v.c_str());
+        else if (k == "--jitter-ms") jitter_ms = atoll(v.c_str());
         else { fprintf(stderr, "fleet_load: unknown option %s\n", k.c_str()); return 2; }
     }
     std::vector<Template> tpl;
@@ -164,6 +165,11 @@ int main(int argc, char **argv)
     for (long long k = 0; k < ticks; k++) {
         for (long long i = 0; i < instances; i++) {
             long long ts = first_ts + k * interval_ms;
+            /* a real agent seals its scrape a few ms off the interval: a fixed pseudo-random offset per
+             * (instance, interval) in 0..jitter_ms */
+            if (jitter_ms > 0)
+                ts += static_cast<long long>((static_cast<unsigned long long>(i * 1000003 + k) * 0x9E3779B97F4A7C15ULL >> 40) %
+                                             static_cast<unsigned long long>(jitter_ms + 1));
             if (paced) {
                 /* instance i publishes at offset i/N of each interval */
                 long long due = wall0 + k * interval_ms + (interval_ms * i) / instances;
