@@ -3,6 +3,8 @@
  *
  *   fleet._chunk_encode(timestamptz[], float8[]) -> bytea     one series' samples, sorted by time
  *   fleet._chunk_decode(bytea) -> TABLE (ts, value)            the samples back, bit for bit
+ *   fleet._array_pick(float8[], int[]) -> float8[]             a few values of a hot-tier row
+ *   fleet._series_points(instance, ids[], labels[], from, to)  the read path of fleet.series
  *
  * fleet.compact() (extension/sql/15_storage.sql) uses them to move hot-tier rows into
  * fleet.sample_chunk, and the read path (fleet._samples) to read them back. Timestamps travel in whole
@@ -12,7 +14,10 @@
  * PostgreSQL-facing layer: arrays are read here and handed to the pure codec as plain vectors; codec
  * failures come back as strings and are raised as SqlError through the guard.
  */
+#include <algorithm>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/chunk_codec.h"
@@ -144,4 +149,167 @@ PGFLEET_SQL_FUNCTION(pgfleet_array_pick)
                                                       TYPALIGN_DOUBLE);
     });
     PG_RETURN_ARRAYTYPE_P(result);
+}
+
+namespace {
+
+/* One requested series' samples, gathered from both tiers before sorting. */
+struct SeriesPoints {
+    std::vector<int64_t> ts_ms;
+    std::vector<double> values;
+};
+
+/* PostgreSQL TimestampTz <-> Unix milliseconds (timestamps are whole milliseconds in both tiers). */
+int64_t to_unix_ms(TimestampTz t) { return (t + kUnixEpochInPgMicros) / 1000; }
+TimestampTz from_unix_ms(int64_t ms) { return ms * 1000 - kUnixEpochInPgMicros; }
+
+} // namespace
+
+/*
+ * _series_points(instance, series_ids[], labels[], from, to): the samples of the given series with
+ * from <= ts <= to, read from both tiers, as (labels, ts, value) rows ordered by the series' position
+ * in the arrays and then by time. The read path of fleet.series: one pass over the instance's series
+ * sets (positions found in C++), the hot rows of the range (a row's values detoasted only when its set
+ * holds a requested series), the cold chunks of the range (decoded by the codec), one sort per series.
+ * The queries run through SPI as the calling role, so row-level security applies as in plain SQL.
+ */
+PGFLEET_SQL_FUNCTION(pgfleet_series_points)
+{
+    using namespace pgfleet;
+    const int64 instance_id = PG_GETARG_INT64(0);
+    ArrayType *ids_array = PG_GETARG_ARRAYTYPE_P(1);
+    ArrayType *labels_array = PG_GETARG_ARRAYTYPE_P(2);
+    const TimestampTz from = PG_GETARG_TIMESTAMPTZ(3);
+    const TimestampTz to = PG_GETARG_TIMESTAMPTZ(4);
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    Datum *id_datums = nullptr, *label_datums = nullptr;
+    bool *id_nulls = nullptr, *label_nulls = nullptr;
+    int nids = 0, nlabels = 0;
+    pg_call([&] {
+        InitMaterializedSRF(fcinfo, 0);
+        deconstruct_array(ids_array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_datums, &id_nulls, &nids);
+        deconstruct_array(labels_array, JSONBOID, -1, false, TYPALIGN_INT, &label_datums, &label_nulls, &nlabels);
+    });
+    if (nids != nlabels)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "series ids and labels must have the same length");
+    if (nids == 0 || to < from)
+        return static_cast<Datum>(0);
+    const int64_t from_ms = to_unix_ms(from), to_ms = to_unix_ms(to);
+
+    std::unordered_map<int64_t, size_t> slot_of_series;
+    for (int i = 0; i < nids; i++)
+        if (!id_nulls[i])
+            slot_of_series.emplace(DatumGetInt64(id_datums[i]), static_cast<size_t>(i));
+    std::vector<SeriesPoints> points(static_cast<size_t>(nids));
+
+    /* per series set of the instance: (position in the set's values, slot) of each requested series */
+    std::unordered_map<int64_t, std::vector<std::pair<int, size_t>>> picks_of_set;
+    std::vector<int64_t> decoded_ts;
+    std::vector<double> decoded_values;
+    std::string codec_error;
+    bool corrupt = false;
+
+    pg_call([&] {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "pgfleet: SPI_connect failed");
+        Oid types[4] = {INT8OID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+        Datum args[4] = {Int64GetDatum(instance_id), PointerGetDatum(ids_array), TimestampTzGetDatum(from),
+                         TimestampTzGetDatum(to)};
+
+        /* 1. series sets: where each requested series sits in each set's values */
+        if (SPI_execute_with_args("SELECT series_set_id, series_ids FROM fleet.series_set WHERE instance_id = $1",
+                                  1, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+            elog(ERROR, "pgfleet: reading series sets failed");
+        for (uint64 r = 0; r < SPI_processed; r++) {
+            bool isnull = false;
+            HeapTuple tuple = SPI_tuptable->vals[r];
+            int64 set_id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+            ArrayType *members = DatumGetArrayTypeP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+            const int n = ARR_NDIM(members) == 0 ? 0 : ARR_DIMS(members)[0];
+            const int64 *ids = reinterpret_cast<const int64 *>(ARR_DATA_PTR(members));
+            for (int k = 0; k < n; k++) {
+                auto it = slot_of_series.find(ids[k]);
+                if (it != slot_of_series.end())
+                    picks_of_set[set_id].emplace_back(k, it->second);
+            }
+        }
+
+        /* 2. hot rows of the range whose set holds a requested series */
+        if (!picks_of_set.empty()) {
+            if (SPI_execute_with_args("SELECT series_set_id, ts, vals FROM fleet.sample_block "
+                                      "WHERE instance_id = $1 AND ts >= $3 AND ts <= $4",
+                                      4, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+                elog(ERROR, "pgfleet: reading the hot tier failed");
+            for (uint64 r = 0; r < SPI_processed; r++) {
+                bool isnull = false;
+                HeapTuple tuple = SPI_tuptable->vals[r];
+                auto it = picks_of_set.find(DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull)));
+                if (it == picks_of_set.end())
+                    continue;
+                int64_t ts_ms = to_unix_ms(DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull)));
+                ArrayType *vals = DatumGetArrayTypeP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 3, &isnull));
+                const int n = ARR_NDIM(vals) == 0 ? 0 : ARR_DIMS(vals)[0];
+                const float8 *v = reinterpret_cast<const float8 *>(ARR_DATA_PTR(vals));
+                for (const auto &pick : it->second) {
+                    if (pick.first >= n)
+                        continue;
+                    points[pick.second].ts_ms.push_back(ts_ms);
+                    points[pick.second].values.push_back(v[pick.first]);
+                }
+            }
+        }
+
+        /* 3. cold chunks overlapping the range */
+        if (SPI_execute_with_args("SELECT series_id, data FROM fleet.sample_chunk "
+                                  "WHERE instance_id = $1 AND series_id = ANY ($2) "
+                                  "AND window_start >= date_trunc('hour', $3) AND window_start <= $4 "
+                                  "AND last_ts >= $3 AND first_ts <= $4",
+                                  4, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+            elog(ERROR, "pgfleet: reading the cold tier failed");
+        for (uint64 r = 0; r < SPI_processed && !corrupt; r++) {
+            bool isnull = false;
+            HeapTuple tuple = SPI_tuptable->vals[r];
+            auto it = slot_of_series.find(DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull)));
+            if (it == slot_of_series.end())
+                continue;
+            bytea *data = DatumGetByteaPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+            if (!chunk::decode(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), decoded_ts, decoded_values, codec_error)) {
+                corrupt = true;
+                break;
+            }
+            SeriesPoints &p = points[it->second];
+            for (size_t k = 0; k < decoded_ts.size(); k++) {
+                if (decoded_ts[k] < from_ms || decoded_ts[k] > to_ms)
+                    continue;
+                p.ts_ms.push_back(decoded_ts[k]);
+                p.values.push_back(decoded_values[k]);
+            }
+        }
+        SPI_finish();
+    });
+    if (corrupt)
+        throw SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: " + codec_error,
+                       "A chunk of instance " + std::to_string(instance_id) + " cannot be decoded.");
+
+    /* 4. each series in time order (a stable sort keeps equal timestamps in tier order), then emit */
+    std::vector<size_t> order;
+    for (size_t slot = 0; slot < points.size(); slot++) {
+        SeriesPoints &p = points[slot];
+        if (p.ts_ms.empty())
+            continue;
+        order.resize(p.ts_ms.size());
+        for (size_t k = 0; k < order.size(); k++)
+            order[k] = k;
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ts_ms[a] < p.ts_ms[b]; });
+        pg_call([&] {
+            for (size_t k : order) {
+                Datum row[3] = {label_datums[slot], TimestampTzGetDatum(from_unix_ms(p.ts_ms[k])),
+                                Float8GetDatum(p.values[k])};
+                bool nulls[3] = {label_nulls[slot], false, false};
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+            }
+        });
+    }
+    return static_cast<Datum>(0);
 }

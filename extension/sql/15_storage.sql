@@ -19,6 +19,14 @@ RETURNS double precision[]
 LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pgfleet_array_pick';
 
+-- _series_points: the samples of the given series (labels given alongside) with p_from <= ts <= p_to,
+-- from both tiers, ordered by the series' position in the arrays, then by time (extension/chunks.cpp).
+CREATE FUNCTION fleet._series_points(p_instance_id bigint, p_series_ids bigint[], p_labels jsonb[],
+                                     p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (labels jsonb, ts timestamptz, value double precision)
+LANGUAGE c STRICT STABLE ROWS 8640
+AS 'MODULE_PATHNAME', 'pgfleet_series_points';
+
 -- sample: every stored sample, whatever its tier, one row each. For counting and checking (tests,
 -- audits); readers of a range use fleet._samples, which touches only the rows of that range.
 CREATE VIEW fleet.sample AS
