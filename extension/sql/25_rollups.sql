@@ -93,6 +93,10 @@ BEGIN
         DELETE FROM fleet.sample_chunk WHERE instance_id = ANY (n.instances)
             AND window_start + interval '1 hour' <= now() - n.raw_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+        DELETE FROM fleet.statement_delta WHERE instance_id = ANY (n.instances) AND ts < now() - n.raw_retention;
+        GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+        DELETE FROM fleet.statement_hourly WHERE instance_id = ANY (n.instances) AND hour < now() - n.rollup_1h_retention;
+        GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.rollup_1m WHERE instance_id = ANY (n.instances) AND bucket < now() - n.rollup_1m_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.rollup_1h WHERE instance_id = ANY (n.instances) AND bucket < now() - n.rollup_1h_retention;

@@ -5,7 +5,7 @@ SELECT plan(48);
 SELECT has_schema('fleet');
 SELECT tables_are('fleet', ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
                                  'ingest_ledger', 'dead_letter', 'namespace_member',
-                                 'statement_text', 'statement_delta', 'activity_interval', 'activity', 'blocking',
+                                 'statement_text', 'statement_delta', 'statement_hourly', 'activity_interval', 'activity', 'blocking',
                                  'setting', 'setting_change', 'instance_extension', 'instance_database', 'event',
                                  'command_result', 'command', 'rollup_1m', 'rollup_1h', 'rollup_pending',
                                  'maintenance_run']);
