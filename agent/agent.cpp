@@ -136,7 +136,8 @@ int64_t next_multiple(int64_t now_ms, int64_t period_ms) { return (now_ms / peri
 // Subject kind of an envelope's payload (architecture.md §2); nullptr for an envelope without payload.
 const char *payload_subject_kind(const wire::v1::Envelope &envelope) {
     switch (envelope.payload_case()) {
-    case wire::v1::Envelope::kMetrics: return "metrics";
+    case wire::v1::Envelope::kMetrics:
+    case wire::v1::Envelope::kMetricsZstd: return "metrics";
     case wire::v1::Envelope::kStatements: return "statements";
     case wire::v1::Envelope::kActivity: return "activity";
     case wire::v1::Envelope::kInventory: return "inventory";

@@ -1,6 +1,8 @@
 // See batch.h.
 #include "agent/batch.h"
 
+#include "core/wire_pack.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,7 @@ void BatchBuilder::begin(std::string_view agent_id, std::string_view namespace_n
     envelope_.set_created_unix_ms(ts_unix_ms);
     batch_ = envelope_.mutable_metrics();
     scrape_ = batch_->add_scrapes();
+    samples_ = 0;
     scrape_->set_ts_unix_ms(ts_unix_ms);
 }
 
@@ -72,9 +75,19 @@ void BatchBuilder::add(std::string_view metric, wire::v1::MetricKind kind, std::
     }
     scrape_->add_refs(ref);
     scrape_->add_values(value);
+    samples_++;
 }
 
 const std::string &BatchBuilder::seal() {
+    wire::pack_metric_batch(*batch_);
+    std::string error;
+    if (!wire::compress_metrics(envelope_, kZstdLevel, error)) {
+        fprintf(stderr, "pgfleet-agent: could not compress batch %llu: %s\n",
+                static_cast<unsigned long long>(envelope_.batch_seq()), error.c_str());
+        abort();
+    }
+    batch_ = nullptr;
+    scrape_ = nullptr;
     if (!envelope_.SerializeToString(&bytes_)) {
         fprintf(stderr, "pgfleet-agent: could not serialize envelope (batch_seq %llu)\n",
                 static_cast<unsigned long long>(envelope_.batch_seq()));

@@ -9,6 +9,7 @@
 #include "core/pure.h"
 
 #include "core/wire.h"
+#include "core/wire_pack.h"
 #include "core/wire_payloads.h"
 
 #include <algorithm>
@@ -128,9 +129,12 @@ DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> 
     return DecodeStatus::success();
 }
 
-/* Validates and converts the metrics payload. */
-DecodeStatus decode_metrics(const v1::MetricBatch &in, MetricBatch &out)
+/* Validates and converts the metrics payload (unpacking it first when it is packed). */
+DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
 {
+    std::string unpack_error;
+    if (!unpack_metric_batch(in, unpack_error))
+        return DecodeStatus::failure("invalid packed values", unpack_error);
     if (static_cast<size_t>(in.series_size()) > kMaxSeriesPerBatch)
         return DecodeStatus::failure("too large", "a batch declares more than 1048576 series");
     std::unordered_map<uint32_t, int32_t> index_of_ref;
@@ -334,7 +338,15 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
     switch (env.payload_case()) {
     case v1::Envelope::kMetrics:
         out.kind = PayloadKind::Metrics;
-        return decode_metrics(env.metrics(), out.metrics);
+        return decode_metrics(*env.mutable_metrics(), out.metrics);
+    case v1::Envelope::kMetricsZstd: {
+        out.kind = PayloadKind::Metrics;
+        v1::MetricBatch batch;
+        std::string error;
+        if (!decompress_metrics(env.metrics_zstd(), kMaxMessageBytes, batch, error))
+            return DecodeStatus::failure("invalid compressed metrics", error);
+        return decode_metrics(batch, out.metrics);
+    }
     case v1::Envelope::kStatements:
         out.kind = PayloadKind::Statements;
         return statements_to_json(env.statements(), out.payload_json);

@@ -35,6 +35,7 @@
 
 #include <nats/nats.h>
 
+#include "core/wire_pack.h"
 #include "fleet.pb.h"
 
 namespace {
@@ -105,9 +106,12 @@ int main(int argc, char **argv)
     std::string url = "nats://127.0.0.1:4222", templates_path, prefix = "bench", boot, ns = "default";
     long long instances = 1000, series = 1000, interval_s = 10, ticks = 6, max_pending = 2000, end_ms = 0, jitter_ms = 0;
     bool paced = false;
+    bool dry_run = false; /* build and count the messages, publish nothing (wire size comparisons) */
+    std::string wire_form = "zstd"; /* plain (schema_minor 0), packed, zstd (packed + zstd: what the agent sends) */
     for (int i = 1; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--paced") { paced = true; continue; }
+        if (k == "--dry-run") { dry_run = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "fleet_load: %s needs a value\n", k.c_str()); return 2; }
         std::string v = argv[++i];
         if (k == "--url") url = v;
@@ -122,6 +126,7 @@ int main(int argc, char **argv)
         else if (k == "--max-pending") max_pending = atoll(v.c_str());
         else if (k == "--end-ms") end_ms = atoll(v.c_str());
         else if (k == "--jitter-ms") jitter_ms = atoll(v.c_str());
+        else if (k == "--wire") wire_form = v;
         else { fprintf(stderr, "fleet_load: unknown option %s\n", k.c_str()); return 2; }
     }
     std::vector<Template> tpl;
@@ -144,7 +149,7 @@ int main(int argc, char **argv)
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = max_pending;
     jo.PublishAsync.ErrHandler = on_pub_error;
-    if (natsConnection_Connect(&nc, opts) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+    if (!dry_run && (natsConnection_Connect(&nc, opts) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK)) {
         fprintf(stderr, "fleet_load: cannot connect to %s\n", url.c_str());
         return 1;
     }
@@ -219,13 +224,22 @@ int main(int argc, char **argv)
                 scrape->add_refs(static_cast<uint32_t>(j));
                 scrape->add_values(v);
             }
+            if (wire_form != "plain") {
+                env.set_schema_minor(1);
+                pgfleet::wire::pack_metric_batch(*env.mutable_metrics());
+                std::string error;
+                if (wire_form == "zstd" && !pgfleet::wire::compress_metrics(env, 3, error)) {
+                    fprintf(stderr, "fleet_load: %s\n", error.c_str());
+                    return 1;
+                }
+            }
             env.SerializeToString(&body);
             std::string msg_id = agents[i] + ":" + boot + ":" + std::to_string(k + 1);
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MsgId = msg_id.c_str();
-            natsStatus s;
-            while ((s = js_PublishAsync(js, subjects[i].c_str(), body.data(), static_cast<int>(body.size()), &po)) != NATS_OK)
+            natsStatus s = NATS_OK;
+            while (!dry_run && (s = js_PublishAsync(js, subjects[i].c_str(), body.data(), static_cast<int>(body.size()), &po)) != NATS_OK)
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
             messages++;
             samples += series;
@@ -237,13 +251,13 @@ int main(int argc, char **argv)
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 120000;
-    natsStatus done = js_PublishAsyncComplete(js, &po);
+    natsStatus done = dry_run ? NATS_OK : js_PublishAsyncComplete(js, &po);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("messages=%lld\nsamples=%lld\npayload_bytes=%lld\nwire_bytes=%lld\npublish_seconds=%.3f\nfailed=%lld\ncomplete=%s\nfirst_ts_ms=%lld\n",
            messages, samples, payload_bytes, wire_bytes, secs, g_failed.load(), done == NATS_OK ? "yes" : "no",
            paced ? wall0 : first_ts);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    if (js != nullptr) jsCtx_Destroy(js);
+    if (nc != nullptr) natsConnection_Destroy(nc);
     natsOptions_Destroy(opts);
     return done == NATS_OK && g_failed.load() == 0 ? 0 : 1;
 }

@@ -2,12 +2,27 @@
 // series, labels (sorted) and values; a reused builder carries nothing over from the previous batch.
 #include "agent/batch.h"
 
+#include "core/wire_pack.h"
+
 #include <gtest/gtest.h>
 
 using namespace pgfleet::agent;
 using pgfleet::wire::v1::COUNTER;
 using pgfleet::wire::v1::Envelope;
 using pgfleet::wire::v1::GAUGE;
+
+namespace {
+// The metrics of a sealed envelope as the centre reads them: zstd-decompressed, then unpacked.
+pgfleet::wire::v1::MetricBatch open_metrics(const Envelope &envelope) {
+    pgfleet::wire::v1::MetricBatch batch;
+    std::string error;
+    EXPECT_TRUE(envelope.has_metrics_zstd()) << "the agent seals metrics compressed";
+    EXPECT_TRUE(pgfleet::wire::decompress_metrics(envelope.metrics_zstd(), 64u << 20, batch, error)) << error;
+    EXPECT_TRUE(batch.has_packed()) << "the agent packs values";
+    EXPECT_TRUE(pgfleet::wire::unpack_metric_batch(batch, error)) << error;
+    return batch;
+}
+}  // namespace
 
 TEST(Batch, EncodeDecodeRoundTrip) {
     BatchBuilder builder;
@@ -21,16 +36,16 @@ TEST(Batch, EncodeDecodeRoundTrip) {
     Envelope decoded;
     ASSERT_TRUE(decoded.ParseFromString(bytes));
     EXPECT_EQ(decoded.schema_major(), 1u);
-    EXPECT_EQ(decoded.schema_minor(), 0u);
+    EXPECT_EQ(decoded.schema_minor(), 1u);
     EXPECT_EQ(decoded.agent_id(), "central");
     EXPECT_EQ(decoded.namespace_(), "default");
     EXPECT_EQ(decoded.boot_id(), "0b6f3c2e-8d4a-4c1e-9f00-1234567890ab");
     EXPECT_EQ(decoded.batch_seq(), 7u);
     EXPECT_EQ(decoded.created_unix_ms(), 1700000000123);
     EXPECT_FALSE(decoded.has_instance());
-    ASSERT_TRUE(decoded.has_metrics());
+    EXPECT_FALSE(decoded.has_metrics());
 
-    const auto &batch = decoded.metrics();
+    const auto batch = open_metrics(decoded);
     ASSERT_EQ(batch.series_size(), 3);
     ASSERT_EQ(batch.scrapes_size(), 1);
     const auto &scrape = batch.scrapes(0);
@@ -99,10 +114,11 @@ TEST(Batch, InstanceInfoAndBuilderReuse) {
     ASSERT_TRUE(second.ParseFromString(builder.seal()));
     EXPECT_EQ(second.batch_seq(), 2u);
     EXPECT_FALSE(second.has_instance());
-    ASSERT_EQ(second.metrics().series_size(), 1);
-    EXPECT_EQ(second.metrics().series(0).metric(), "host.memory.total_bytes");
-    EXPECT_EQ(second.metrics().series(0).ref(), 0u);
-    EXPECT_EQ(second.metrics().scrapes(0).ts_unix_ms(), 2000);
+    const auto second_metrics = open_metrics(second);
+    ASSERT_EQ(second_metrics.series_size(), 1);
+    EXPECT_EQ(second_metrics.series(0).metric(), "host.memory.total_bytes");
+    EXPECT_EQ(second_metrics.series(0).ref(), 0u);
+    EXPECT_EQ(second_metrics.scrapes(0).ts_unix_ms(), 2000);
 
     InstanceFacts changed = facts;
     EXPECT_TRUE(changed == facts);

@@ -1,0 +1,180 @@
+/*
+ * core/wire_pack.cpp — packing and zstd compression of metrics payloads (see wire_pack.h).
+ *
+ * Integral test: a value v is sent as an integer delta when it is finite, equal to its truncation,
+ * within +-2^53 (so int64 arithmetic and the conversion back are exact) and not -0.0 (whose sign the
+ * integer form would lose). The delta is taken against the previous integral value of the same series
+ * (scrape ref) in this batch, so a counter scraped several times per batch costs a small varint per
+ * scrape; the first value of a series is a delta against 0.
+ */
+#include "core/pure.h"
+
+#include "core/wire_pack.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <unordered_map>
+
+#include <zstd.h>
+
+namespace pgfleet::wire {
+namespace {
+
+constexpr double kMaxExactInteger = 9007199254740992.0; /* 2^53 */
+
+bool is_integral(double v)
+{
+    if (!std::isfinite(v) || std::fabs(v) > kMaxExactInteger || v != std::trunc(v))
+        return false;
+    return !(v == 0.0 && std::signbit(v));
+}
+
+} // namespace
+
+void pack_metric_batch(v1::MetricBatch &batch)
+{
+    if (batch.has_packed())
+        return;
+    v1::PackedValues *packed = batch.mutable_packed();
+    size_t total = 0;
+    for (const auto &scrape : batch.scrapes())
+        total += static_cast<size_t>(scrape.values_size());
+    std::string bitmap((total + 7) / 8, '\0');
+    std::unordered_map<uint32_t, int64_t> previous;
+    previous.reserve(static_cast<size_t>(batch.series_size()));
+    int64_t previous_ts = 0;
+    size_t j = 0;
+    for (auto &scrape : *batch.mutable_scrapes()) {
+        packed->add_ts_deltas_ms(scrape.ts_unix_ms() - previous_ts);
+        previous_ts = scrape.ts_unix_ms();
+        for (int k = 0; k < scrape.values_size(); k++, j++) {
+            double v = scrape.values(k);
+            if (is_integral(v)) {
+                int64_t iv = static_cast<int64_t>(v);
+                int64_t &prev = previous[scrape.refs(k)]; /* 0 for a series' first value */
+                packed->add_int_deltas(iv - prev);
+                prev = iv;
+            } else {
+                bitmap[j / 8] = static_cast<char>(static_cast<unsigned char>(bitmap[j / 8]) | (1u << (j % 8)));
+                packed->add_doubles(v);
+            }
+        }
+        scrape.set_ts_unix_ms(0);
+        scrape.clear_values();
+    }
+    packed->set_double_bitmap(std::move(bitmap));
+}
+
+bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
+{
+    if (!batch.has_packed())
+        return true;
+    const v1::PackedValues &packed = batch.packed();
+    if (packed.ts_deltas_ms_size() != batch.scrapes_size()) {
+        error = "packed values carry " + std::to_string(packed.ts_deltas_ms_size()) + " timestamps for " +
+                std::to_string(batch.scrapes_size()) + " scrapes";
+        return false;
+    }
+    size_t total = 0;
+    for (const auto &scrape : batch.scrapes()) {
+        if (scrape.values_size() != 0 || scrape.ts_unix_ms() != 0) {
+            error = "a scrape of a packed batch carries its own timestamp or values";
+            return false;
+        }
+        total += static_cast<size_t>(scrape.refs_size());
+    }
+    const std::string &bitmap = packed.double_bitmap();
+    if (bitmap.size() != (total + 7) / 8) {
+        error = "the double bitmap has " + std::to_string(bitmap.size()) + " bytes for " + std::to_string(total) + " values";
+        return false;
+    }
+    size_t doubles = 0;
+    for (size_t j = 0; j < total; j++)
+        doubles += (static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u;
+    if (doubles != static_cast<size_t>(packed.doubles_size()) ||
+        total - doubles != static_cast<size_t>(packed.int_deltas_size())) {
+        error = "packed values do not add up: " + std::to_string(total) + " values, " +
+                std::to_string(packed.doubles_size()) + " doubles, " + std::to_string(packed.int_deltas_size()) +
+                " integer deltas";
+        return false;
+    }
+    std::unordered_map<uint32_t, int64_t> previous;
+    previous.reserve(static_cast<size_t>(batch.series_size()));
+    int64_t ts = 0;
+    size_t j = 0, next_double = 0, next_int = 0;
+    for (int s = 0; s < batch.scrapes_size(); s++) {
+        v1::Scrape *scrape = batch.mutable_scrapes(s);
+        /* wrapping arithmetic: a hostile delta must not be undefined behaviour; the decoder checks the range */
+        ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + static_cast<uint64_t>(packed.ts_deltas_ms(s)));
+        scrape->set_ts_unix_ms(ts);
+        for (int k = 0; k < scrape->refs_size(); k++, j++) {
+            if ((static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u) {
+                scrape->add_values(packed.doubles(static_cast<int>(next_double++)));
+                continue;
+            }
+            int64_t &prev = previous[scrape->refs(k)];
+            prev = static_cast<int64_t>(static_cast<uint64_t>(prev) +
+                                        static_cast<uint64_t>(packed.int_deltas(static_cast<int>(next_int++))));
+            if (prev > static_cast<int64_t>(kMaxExactInteger) || prev < -static_cast<int64_t>(kMaxExactInteger)) {
+                error = "an integer value is outside +-2^53";
+                return false;
+            }
+            scrape->add_values(static_cast<double>(prev));
+        }
+    }
+    batch.clear_packed();
+    return true;
+}
+
+bool compress_metrics(v1::Envelope &envelope, int level, std::string &error)
+{
+    if (!envelope.has_metrics()) {
+        error = "the envelope carries no metrics";
+        return false;
+    }
+    std::string plain;
+    if (!envelope.metrics().SerializeToString(&plain)) {
+        error = "cannot serialize the metrics";
+        return false;
+    }
+    std::string compressed(ZSTD_compressBound(plain.size()), '\0');
+    size_t n = ZSTD_compress(compressed.data(), compressed.size(), plain.data(), plain.size(), level);
+    if (ZSTD_isError(n)) {
+        error = std::string("zstd: ") + ZSTD_getErrorName(n);
+        return false;
+    }
+    compressed.resize(n);
+    envelope.set_metrics_zstd(std::move(compressed)); /* replaces the metrics member of the oneof */
+    return true;
+}
+
+bool decompress_metrics(const std::string &compressed, size_t max_bytes, v1::MetricBatch &batch, std::string &error)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR) {
+        error = "metrics_zstd is not a zstd frame";
+        return false;
+    }
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN) {
+        error = "the zstd frame does not state its content size";
+        return false;
+    }
+    if (size > max_bytes) {
+        error = "the zstd frame decompresses to " + std::to_string(size) + " bytes, more than " + std::to_string(max_bytes);
+        return false;
+    }
+    std::string plain(static_cast<size_t>(size), '\0');
+    size_t n = ZSTD_decompress(plain.data(), plain.size(), compressed.data(), compressed.size());
+    if (ZSTD_isError(n) || n != plain.size()) {
+        error = ZSTD_isError(n) ? std::string("zstd: ") + ZSTD_getErrorName(n) : "the zstd frame is shorter than it says";
+        return false;
+    }
+    if (!batch.ParseFromString(plain)) {
+        error = "the decompressed metrics are not a pgfleet.wire.v1.MetricBatch";
+        return false;
+    }
+    return true;
+}
+
+} // namespace pgfleet::wire
