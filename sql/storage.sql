@@ -92,3 +92,24 @@ SELECT fleet._ingest_metrics('st1', 'store', 'boot-1', 6000, 6000, NULL,
     ARRAY['test.const'], ARRAY['gauge'], ARRAY[''], ARRAY['{}']::jsonb[],
     ARRAY[0], ARRAY['2026-01-01 00:00:00.0001+00']::timestamptz[], ARRAY[1]);
 \set VERBOSITY default
+
+-- Time partitions: one per UTC day and tier, yesterday to two days ahead, made at install.
+SELECT fleet._ensure_partitions() AS created_again;
+SELECT count(*) FILTER (WHERE c.relname LIKE 'sample_block_2%') AS hot_days,
+       count(*) FILTER (WHERE c.relname LIKE 'sample_chunk_2%') AS cold_days,
+       bool_and(c.relrowsecurity) AS all_under_rls
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent IN ('fleet.sample_block'::regclass, 'fleet.sample_chunk'::regclass);
+-- Recent samples sit in their day's partition, samples of days without one in the default partition.
+SELECT count(*) FILTER (WHERE tableoid::regclass::text LIKE 'fleet.sample_block_2%') > 0 AS recent_in_day_partitions,
+       count(*) FILTER (WHERE tableoid::regclass::text = 'fleet.sample_block_default') AS in_default
+FROM fleet.sample_block b WHERE b.ts > now() - interval '1 day';
+-- Days beyond every namespace's raw retention (14 days here) are dropped whole; hot partitions of
+-- days before yesterday are dropped once empty (compacted); cold ones within retention stay.
+SELECT fleet._ensure_partitions(20, 0) AS created_old;
+SELECT fleet._drop_partitions() AS dropped;
+SELECT min(fleet._partition_day(c.relname)) = (now() AT TIME ZONE 'UTC')::date - 14 AS oldest_cold_day_kept,
+       min(fleet._partition_day(c.relname)) FILTER (WHERE c.relname LIKE 'sample_block_%') >= (now() AT TIME ZONE 'UTC')::date - 1
+         AS hot_only_from_yesterday
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent IN ('fleet.sample_block'::regclass, 'fleet.sample_chunk'::regclass) AND c.relname ~ '_[0-9]{8}$';

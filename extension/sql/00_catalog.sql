@@ -84,7 +84,7 @@ CREATE TABLE fleet.sample_block (
     ts timestamptz NOT NULL CHECK (ts = date_trunc('milliseconds', ts)),
     series_set_id bigint NOT NULL REFERENCES fleet.series_set (series_set_id),
     vals double precision[] NOT NULL
-);
+) PARTITION BY RANGE (ts);
 CREATE INDEX sample_block_instance_ts ON fleet.sample_block (instance_id, ts);
 CREATE INDEX sample_block_series_set ON fleet.sample_block (series_set_id, ts);
 -- values of a scrape are rarely compressible by pglz (and decompressing costs reads): stored as is
@@ -99,9 +99,14 @@ CREATE TABLE fleet.sample_chunk (
     sample_count integer NOT NULL CHECK (sample_count > 0),
     data bytea NOT NULL,
     PRIMARY KEY (instance_id, series_id, window_start)
-);
+) PARTITION BY RANGE (window_start);
 -- chunks are already compressed
 ALTER TABLE fleet.sample_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- Both tiers are partitioned by UTC day (fleet._ensure_partitions, 55_partitions.sql); what falls outside
+-- the days that have a partition (old late data, a clock far ahead) lands in the default partitions.
+CREATE TABLE fleet.sample_block_default PARTITION OF fleet.sample_block DEFAULT;
+CREATE TABLE fleet.sample_chunk_default PARTITION OF fleet.sample_chunk DEFAULT;
 
 CREATE TABLE fleet.ingest_ledger (
     agent_id text NOT NULL,

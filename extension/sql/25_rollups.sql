@@ -111,8 +111,9 @@ BEGIN
 END
 $$;
 
--- run_maintenance: one round of the maintenance worker: rollups and compaction (at most 50 instances
--- a round, so that one round stays short) every call, retention at most hourly.
+-- run_maintenance: one round of the maintenance worker: rollups, the coming days' partitions and
+-- compaction (at most 50 instances a round, so that one round stays short) every call; retention and
+-- dropping expired partitions at most hourly.
 -- Each task's outcome is recorded in fleet.maintenance_run.
 CREATE FUNCTION fleet.run_maintenance()
 RETURNS void
@@ -129,7 +130,8 @@ BEGIN
     ON CONFLICT (task) DO UPDATE SET last_started = excluded.last_started, last_finished = excluded.last_finished,
                                      last_rows = excluded.last_rows, last_error = NULL;
     v_started := clock_timestamp();
-    v_rows := fleet.compact(interval '1 hour', 50);
+    v_rows := fleet._ensure_partitions();
+    v_rows := v_rows + fleet.compact(interval '1 hour', 50);
     INSERT INTO fleet.maintenance_run AS m (task, last_started, last_finished, last_rows, last_error)
     VALUES ('compaction', v_started, clock_timestamp(), v_rows, NULL)
     ON CONFLICT (task) DO UPDATE SET last_started = excluded.last_started, last_finished = excluded.last_finished,
@@ -137,7 +139,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM fleet.maintenance_run
                    WHERE task = 'retention' AND last_finished > now() - interval '1 hour') THEN
         v_started := clock_timestamp();
-        v_rows := fleet.apply_retention();
+        v_rows := fleet.apply_retention() + fleet._drop_partitions();
         INSERT INTO fleet.maintenance_run AS m (task, last_started, last_finished, last_rows, last_error)
         VALUES ('retention', v_started, clock_timestamp(), v_rows, NULL)
         ON CONFLICT (task) DO UPDATE SET last_started = excluded.last_started, last_finished = excluded.last_finished,

@@ -3,12 +3,16 @@ BEGIN;
 SELECT plan(48);
 
 SELECT has_schema('fleet');
-SELECT tables_are('fleet', ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
+-- (the tables of the schema, without the daily partitions of the sample tiers, whose names carry dates)
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = 'fleet'::regnamespace
+                AND c.relkind IN ('r', 'p') AND c.relname !~ '_[0-9]{8}$'$$,
+              ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
+                                 'sample_block_default', 'sample_chunk_default',
                                  'ingest_ledger', 'dead_letter', 'namespace_member',
                                  'statement_text', 'statement_delta', 'statement_hourly', 'activity_interval', 'activity', 'blocking',
                                  'setting', 'setting_change', 'instance_extension', 'instance_database', 'event',
                                  'command_result', 'command', 'rollup_1m', 'rollup_1h', 'rollup_pending',
-                                 'maintenance_run']);
+                                 'maintenance_run'], 'Schema fleet should have the correct tables');
 SELECT views_are('fleet', ARRAY['instances', 'worker_status', 'commands', 'sample']);
 SELECT col_is_pk('fleet', 'ingest_ledger', ARRAY['agent_id', 'boot_id', 'batch_seq'], 'the ledger key is the batch identity');
 SELECT col_is_pk('fleet', 'series', ARRAY['instance_id', 'metric_id', 'labels'], 'series are unique per instance, metric, labels');
