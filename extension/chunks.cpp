@@ -159,6 +159,24 @@ struct SeriesPoints {
     std::vector<double> values;
 };
 
+/* The read path's three queries, planned once per backend (SPI_keepplan); PostgreSQL's plan cache
+ * replans them after DDL (DROP/CREATE EXTENSION) from their text. Only the main thread calls these. */
+SPIPlanPtr plan_sets = nullptr, plan_hot = nullptr, plan_cold = nullptr;
+
+/* Prepares sql once and keeps the plan; errors (ERROR) propagate to the caller's pg_call. */
+SPIPlanPtr kept_plan(SPIPlanPtr &slot, const char *sql, int nargs, Oid *types)
+{
+    if (slot == nullptr) {
+        SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+        if (plan == nullptr)
+            elog(ERROR, "pgfleet: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(plan) != 0)
+            elog(ERROR, "pgfleet: SPI_keepplan failed");
+        slot = plan;
+    }
+    return slot;
+}
+
 /* PostgreSQL TimestampTz <-> Unix milliseconds (timestamps are whole milliseconds in both tiers). */
 int64_t to_unix_ms(TimestampTz t) { return (t + kUnixEpochInPgMicros) / 1000; }
 TimestampTz from_unix_ms(int64_t ms) { return ms * 1000 - kUnixEpochInPgMicros; }
@@ -195,7 +213,15 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "series ids and labels must have the same length");
     if (nids == 0 || to < from)
         return static_cast<Datum>(0);
-    const int64_t from_ms = to_unix_ms(from), to_ms = to_unix_ms(to);
+    /* infinite bounds stay infinite (no arithmetic on them: it would overflow) */
+    auto bound_ms = [](TimestampTz t) -> int64_t {
+        if (TIMESTAMP_IS_NOBEGIN(t))
+            return INT64_MIN;
+        if (TIMESTAMP_IS_NOEND(t))
+            return INT64_MAX;
+        return to_unix_ms(t);
+    };
+    const int64_t from_ms = bound_ms(from), to_ms = bound_ms(to);
 
     std::unordered_map<int64_t, size_t> slot_of_series;
     for (int i = 0; i < nids; i++)
@@ -218,8 +244,10 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
                          TimestampTzGetDatum(to)};
 
         /* 1. series sets: where each requested series sits in each set's values */
-        if (SPI_execute_with_args("SELECT series_set_id, series_ids FROM fleet.series_set WHERE instance_id = $1",
-                                  1, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+        if (SPI_execute_plan(kept_plan(plan_sets,
+                                       "SELECT series_set_id, series_ids FROM fleet.series_set WHERE instance_id = $1",
+                                       1, types),
+                             args, nullptr, true, 0) != SPI_OK_SELECT)
             elog(ERROR, "pgfleet: reading series sets failed");
         for (uint64 r = 0; r < SPI_processed; r++) {
             bool isnull = false;
@@ -237,9 +265,11 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
 
         /* 2. hot rows of the range whose set holds a requested series */
         if (!picks_of_set.empty()) {
-            if (SPI_execute_with_args("SELECT series_set_id, ts, vals FROM fleet.sample_block "
-                                      "WHERE instance_id = $1 AND ts >= $3 AND ts <= $4",
-                                      4, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+            if (SPI_execute_plan(kept_plan(plan_hot,
+                                           "SELECT series_set_id, ts, vals FROM fleet.sample_block "
+                                           "WHERE instance_id = $1 AND ts >= $3 AND ts <= $4 AND $2 IS NOT NULL",
+                                           4, types),
+                                 args, nullptr, true, 0) != SPI_OK_SELECT)
                 elog(ERROR, "pgfleet: reading the hot tier failed");
             for (uint64 r = 0; r < SPI_processed; r++) {
                 bool isnull = false;
@@ -261,11 +291,13 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
         }
 
         /* 3. cold chunks overlapping the range */
-        if (SPI_execute_with_args("SELECT series_id, data FROM fleet.sample_chunk "
-                                  "WHERE instance_id = $1 AND series_id = ANY ($2) "
-                                  "AND window_start >= date_trunc('hour', $3) AND window_start <= $4 "
-                                  "AND last_ts >= $3 AND first_ts <= $4",
-                                  4, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+        if (SPI_execute_plan(kept_plan(plan_cold,
+                                       "SELECT series_id, data FROM fleet.sample_chunk "
+                                       "WHERE instance_id = $1 AND series_id = ANY ($2) "
+                                       "AND window_start >= date_trunc('hour', $3) AND window_start <= $4 "
+                                       "AND last_ts >= $3 AND first_ts <= $4",
+                                       4, types),
+                             args, nullptr, true, 0) != SPI_OK_SELECT)
             elog(ERROR, "pgfleet: reading the cold tier failed");
         for (uint64 r = 0; r < SPI_processed && !corrupt; r++) {
             bool isnull = false;

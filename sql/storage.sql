@@ -46,6 +46,9 @@ FROM (VALUES ('test.busy'), ('test.noisy'), ('test.frac'), ('test.const')) AS m(
 SELECT (SELECT count(*) FROM after_compaction) AS samples_read,
        (SELECT count(*) FROM (SELECT * FROM before_compaction EXCEPT ALL SELECT * FROM after_compaction) d) AS lost,
        (SELECT count(*) FROM (SELECT * FROM after_compaction EXCEPT ALL SELECT * FROM before_compaction) d) AS added;
+-- Infinite bounds read everything of both tiers.
+SELECT count(*) AS busy_all_time FROM fleet.series((SELECT instance_id FROM fleet.instances WHERE agent_id = 'st1'),
+    'test.busy', '-infinity', 'infinity');
 -- fleet.sample (every tier) agrees, and a range inside one chunk reads only that range.
 SELECT count(*) AS via_view FROM fleet.sample s JOIN fleet.instances i USING (instance_id) WHERE i.agent_id = 'st1';
 SELECT count(*) AS one_minute FROM fleet.series((SELECT instance_id FROM fleet.instances WHERE agent_id = 'st1'),
