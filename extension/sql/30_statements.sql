@@ -135,6 +135,8 @@ RETURNS TABLE (queryid bigint, dbid oid, userid oid, toplevel boolean, datname t
                share_of_total_time double precision)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- the aggregation is ~100k rows at most: a parallel plan's start-up costs more than it saves
+SET max_parallel_workers_per_gather = 0
 AS $$
 BEGIN
     IF p_order_by NOT IN ('total_time', 'calls', 'mean_time', 'rows', 'io', 'io_time') THEN
@@ -165,20 +167,23 @@ BEGIN
           AND h.instance_id = p_instance_id AND h.hour >= date_trunc('hour', p_from) AND h.hour <= p_to
         GROUP BY h.queryid, h.dbid, h.userid, h.toplevel
     )
-    SELECT a.queryid, a.dbid, a.userid, a.toplevel, a.datname, a.username, t.query, a.calls, a.total_time,
-           a.total_time / nullif(a.calls, 0), a.rows, a.hit, a.read, a.io_time,
-           a.total_time / nullif(sum(a.total_time) OVER (), 0)
-    FROM agg a
-    LEFT JOIN fleet.statement_text t ON t.instance_id = p_instance_id AND t.queryid = a.queryid
-    ORDER BY CASE p_order_by
-                 WHEN 'total_time' THEN a.total_time
-                 WHEN 'calls' THEN a.calls::double precision
-                 WHEN 'mean_time' THEN a.total_time / nullif(a.calls, 0)
-                 WHEN 'rows' THEN a.rows::double precision
-                 WHEN 'io' THEN a.read::double precision
-                 WHEN 'io_time' THEN a.io_time
-             END DESC NULLS LAST, a.queryid
-    LIMIT p_limit;
+    -- ranked first, texts joined for the returned rows only
+    SELECT r.queryid, r.dbid, r.userid, r.toplevel, r.datname, r.username, t.query, r.calls, r.total_time,
+           r.total_time / nullif(r.calls, 0), r.rows, r.hit, r.read, r.io_time, r.share
+    FROM (SELECT a.*, a.total_time / nullif(sum(a.total_time) OVER (), 0) AS share,
+                 CASE p_order_by
+                     WHEN 'total_time' THEN a.total_time
+                     WHEN 'calls' THEN a.calls::double precision
+                     WHEN 'mean_time' THEN a.total_time / nullif(a.calls, 0)
+                     WHEN 'rows' THEN a.rows::double precision
+                     WHEN 'io' THEN a.read::double precision
+                     WHEN 'io_time' THEN a.io_time
+                 END AS sort_key
+          FROM agg a
+          ORDER BY sort_key DESC NULLS LAST, a.queryid
+          LIMIT p_limit) AS r
+    LEFT JOIN fleet.statement_text t ON t.instance_id = p_instance_id AND t.queryid = r.queryid
+    ORDER BY r.sort_key DESC NULLS LAST, r.queryid;
 END
 $$;
 
