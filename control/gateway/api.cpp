@@ -383,6 +383,105 @@ void handle_rollup(ConnectionPool &pool, const std::string &role, const httplib:
   send_json(res, 200, dump(out));
 }
 
+constexpr const char *kSqlDashboard =
+    "SELECT fleet.instance_dashboard($1::bigint, $2::timestamptz, $3::timestamptz, $4::interval)::text";
+
+// An optional step parameter in whole seconds (1..86400) as an interval text; sends a 400 and returns
+// false when it is malformed.
+bool step_param(const httplib::Request &req, httplib::Response &res, std::optional<std::string> &step) {
+  if (!req.has_param("step")) return true;
+  auto s = parse_instance_id(req.get_param_value("step"));
+  if (!s || *s < 1 || *s > 86400) return send_error(res, 400, "invalid step", "expected whole seconds from 1 to 86400"), false;
+  step = std::to_string(*s) + " seconds";
+  return true;
+}
+
+// GET /api/instances/{id}/dashboard?from&to[&step]: the fixed chart set of one instance in one document
+// (fleet.instance_dashboard: CPU, memory, transactions, connections by state, cache hit ratio, WAL,
+// replication lag, wait events; counters as rates; buckets of step, by default about 200 over the range).
+void handle_dashboard(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                      httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  double from, to;
+  std::optional<std::string> step;
+  if (!time_range(req, res, from, to) || !step_param(req, res, step)) return;
+  if (to <= from) return send_error(res, 400, "invalid time range", "to must be after from");
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlDashboard, {std::to_string(*id), format_iso8601(from), format_iso8601(to), step});
+  if (PQgetisnull(r.get(), 0, 0))
+    return send_error(res, 404, "instance not found", "no instance with id " + std::to_string(*id));
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+constexpr double kTablesDefaultWindowSeconds = 900;  // the agent sends every object at least every 10 min
+
+constexpr const char *kSqlTables =
+    "SELECT json_build_object('from', $2::timestamptz, 'to', $3::timestamptz, "
+    "'tables', (SELECT coalesce(json_agg(t), '[]'::json) FROM fleet.instance_tables($1::bigint, $2::timestamptz, $3::timestamptz) t), "
+    "'indexes', (SELECT coalesce(json_agg(x), '[]'::json) FROM fleet.instance_indexes($1::bigint, $2::timestamptz, $3::timestamptz) x)"
+    ")::text";
+
+// GET /api/instances/{id}/tables?from&to (default: the last 15 minutes): the latest statistics of every
+// table and index the agent sent in the range: {"from","to","tables":[...],"indexes":[...]}.
+void handle_tables(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                   httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  std::optional<double> from, to;
+  if (!time_param(req, res, "from", from) || !time_param(req, res, "to", to)) return;
+  if (!to) to = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!from) from = *to - kTablesDefaultWindowSeconds;
+  if (*from > *to) return send_error(res, 400, "invalid time range", "from is after to");
+  if (*to - *from > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days");
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlTables, {std::to_string(*id), format_iso8601(*from), format_iso8601(*to)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+constexpr const char *kSqlCommands =
+    "SELECT coalesce(json_agg(c ORDER BY c.created_at DESC), '[]'::json)::text FROM ("
+    "SELECT c.command_id, c.kind, c.args, c.state, c.created_at, c.created_by, c.expires_at, c.sent_count, "
+    "c.last_sent_at, c.message, c.output, c.finished_at "
+    "FROM fleet.commands c JOIN fleet.instances i USING (agent_id) WHERE i.instance_id = $1::bigint "
+    "ORDER BY c.created_at DESC LIMIT $2::integer) c";
+
+// GET /api/instances/{id}/commands[?limit=1..100]: the newest commands of the instance's agent (default 20).
+void handle_commands(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                     httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  long limit = 20;
+  if (req.has_param("limit")) {
+    auto l = parse_instance_id(req.get_param_value("limit"));
+    if (!l || *l < 1 || *l > 100) return send_error(res, 400, "invalid limit", "expected an integer from 1 to 100");
+    limit = static_cast<long>(*l);
+  }
+  if (!instance_exists(pool, role, *id, res)) return;
+  ResultPtr r = pool.query_as(role, kSqlCommands, {std::to_string(*id), std::to_string(limit)});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
+constexpr const char *kSqlSparklines =
+    "SELECT fleet.instance_sparklines($1::timestamptz, $2::timestamptz, $3::bigint[])::text";
+constexpr size_t kMaxSparklineIds = 500;
+
+// GET /api/sparklines?from&to[&ids=1,2,...]: CPU and transactions per second of every visible instance
+// (or of the listed ones), about 60 buckets over the range (default: the last hour).
+void handle_sparklines(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
+                       httplib::Response &res) {
+  double from, to;
+  if (!time_range(req, res, from, to)) return;
+  if (to <= from) return send_error(res, 400, "invalid time range", "to must be after from");
+  std::optional<std::string> ids;
+  if (req.has_param("ids")) {
+    ids = parse_id_list(req.get_param_value("ids"), kMaxSparklineIds);
+    if (!ids) return send_error(res, 400, "invalid ids", "expected 1 to 500 comma-separated instance ids");
+  }
+  ResultPtr r = pool.query_as(role, kSqlSparklines, {format_iso8601(from), format_iso8601(to), ids});
+  send_json(res, 200, PQgetvalue(r.get(), 0, 0));
+}
+
 // True for a role name the gateway accepts: 1-63 characters [a-z0-9_], starting with a letter or '_'.
 bool is_valid_role_name(const std::string &name) {
   if (name.empty() || name.size() > 63) return false;
@@ -475,6 +574,32 @@ void handle_create_user(Gateway &gw, const Session &session, const httplib::Requ
   json out = {{"name", *name}, {"role", *role}, {"password", password}};
   out["namespace"] = ns ? json(*ns) : json(nullptr);
   send_json(res, 201, dump(out));
+}
+
+constexpr const char *kSqlSendCommand =
+    "SELECT fleet.send_command(i.agent_id, $2::text)::text, i.agent_id FROM fleet.instances i WHERE i.instance_id = $1::bigint";
+
+// POST /api/instances/{id}/commands {"kind": "ping" | "collect_now"} (operator): queues the command for the
+// instance's agent with fleet.send_command, as the logged-in role (the database refuses viewers and
+// instances the role does not see); 202 {"command_id","kind","state":"pending"}. The result appears in
+// GET /api/instances/{id}/commands when the agent has answered.
+void handle_send_command(Gateway &gw, const Session &session, const httplib::Request &req, httplib::Response &res) {
+  auto id = instance_id_param(req, res);
+  if (!id) return;
+  auto body = json_body(req, res);
+  if (!body) return;
+  auto kind = str_member(*body, "kind");
+  if (!kind) return send_error(res, 400, "invalid body", "kind (a string) is required");
+  if (*kind != "ping" && *kind != "collect_now")
+    return send_error(res, 400, "invalid kind", "expected ping or collect_now");
+  ResultPtr r = gw.pool.query_as(session.user, kSqlSendCommand, {std::to_string(*id), *kind});
+  if (PQntuples(r.get()) != 1)
+    return send_error(res, 404, "instance not found", "no instance with id " + std::to_string(*id));
+  std::string command_id = PQgetvalue(r.get(), 0, 0);
+  fprintf(stderr, "pgfleet-gateway: user %s queued command %s (%s) for agent %s\n",
+          sanitize_for_log(session.user, 64).c_str(), kind->c_str(), command_id.c_str(),
+          sanitize_for_log(PQgetvalue(r.get(), 0, 1), 64).c_str());
+  send_json(res, 202, dump({{"command_id", command_id}, {"kind", *kind}, {"state", "pending"}}));
 }
 
 // GET /metrics (operator): Prometheus text format.
@@ -602,6 +727,9 @@ void register_routes(httplib::Server &server, Gateway &gw) {
       {R"(/api/instances/([^/]+)/setting_changes)", "/api/instances/{id}/setting_changes", handle_setting_changes},
       {R"(/api/instances/([^/]+)/rollup)", "/api/instances/{id}/rollup", handle_rollup},
       {R"(/api/instances/([^/]+)/activity)", "/api/instances/{id}/activity", handle_activity},
+      {R"(/api/instances/([^/]+)/dashboard)", "/api/instances/{id}/dashboard", handle_dashboard},
+      {R"(/api/instances/([^/]+)/tables)", "/api/instances/{id}/tables", handle_tables},
+      {R"(/api/instances/([^/]+)/commands)", "/api/instances/{id}/commands", handle_commands},
   };
   for (const auto &r : instance_routes) {
     InstanceHandler handler = r.handler;
@@ -609,11 +737,29 @@ void register_routes(httplib::Server &server, Gateway &gw) {
                  handler(*p, s.user, req, res);
                }));
   }
+  server.Get("/api/sparklines", session_route(gw, "/api/sparklines", Level::Viewer, [p](const Session &s, Req req, Res res) {
+    handle_sparklines(*p, s.user, req, res);
+  }));
+  server.Post(R"(/api/instances/([^/]+)/commands)",
+              session_route(gw, "/api/instances/{id}/commands", Level::Operator,
+                            [g](const Session &s, Req req, Res res) { handle_send_command(*g, s, req, res); }));
   server.Post("/api/users", session_route(gw, "/api/users", Level::Admin, [g](const Session &s, Req req, Res res) {
     handle_create_user(*g, s, req, res);
   }));
-  server.Get("/metrics", session_route(gw, "/metrics", Level::Operator,
-                                       [g](const Session &, Req, Res res) { handle_prometheus(*g, res); }));
+  // /metrics: an operator session, or (with --metrics-token) the bearer token a Prometheus scraper sends.
+  // A request that presents a bearer token is judged by the token alone: a wrong one is a 401.
+  auto metrics_by_session = session_route(gw, "/metrics", Level::Operator,
+                                          [g](const Session &, Req, Res res) { handle_prometheus(*g, res); });
+  server.Get("/metrics", [g, metrics_by_session](Req req, Res res) {
+    std::string token = bearer_token(req.get_header_value("Authorization"));
+    if (g->metrics_token.empty() || token.empty()) return metrics_by_session(req, res);
+    current_route() = "/metrics";
+    if (!token_equals(token, g->metrics_token)) {
+      res.set_header("WWW-Authenticate", "Bearer realm=\"pgfleet\"");
+      return send_error(res, 401, "invalid bearer token", "the token does not match --metrics-token");
+    }
+    run_guarded(req, res, [&] { handle_prometheus(*g, res); });
+  });
   // Unknown API routes: 401 without a session (nothing is revealed), 404 with one.
   auto unknown_api = session_route(gw, "/api/*", Level::Viewer, [](const Session &, Req req, Res res) {
     send_error(res, 404, "unknown api route", sanitize_for_log(req.path, 200));

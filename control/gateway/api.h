@@ -12,8 +12,14 @@
 //             GET /api/instances/{id}/statements?from&to[&order_by&limit],
 //             GET /api/instances/{id}/wait_profile?from&to, GET /api/instances/{id}/settings,
 //             GET /api/instances/{id}/setting_changes?from&to, GET /api/instances/{id}/activity,
-//             GET /api/instances/{id}/rollup?metric=M&from&to[&step=SECONDS]
-//   operator  GET /metrics (Prometheus text: request counts/latencies, sessions, ingest worker status)
+//             GET /api/instances/{id}/rollup?metric=M&from&to[&step=SECONDS],
+//             GET /api/instances/{id}/dashboard?from&to[&step=SECONDS] (fleet.instance_dashboard),
+//             GET /api/instances/{id}/tables?from&to (fleet.instance_tables + fleet.instance_indexes),
+//             GET /api/instances/{id}/commands[?limit] (fleet.commands of the instance's agent),
+//             GET /api/sparklines?from&to[&ids=1,2,...] (fleet.instance_sparklines)
+//   operator  POST /api/instances/{id}/commands {kind: ping|collect_now} (fleet.send_command; the database
+//             refuses viewers too), GET /metrics (Prometheus text: request counts/latencies, sessions,
+//             ingest worker status; also open to "Authorization: Bearer <token>" with --metrics-token)
 //   admin     POST /api/users {name, role, namespace?} -> the new user with a generated password (shown once)
 // POST bodies must be application/json (which, with the SameSite=Strict cookie, keeps cross-site forms out).
 #pragma once
@@ -37,6 +43,7 @@ struct Gateway {
   RequestMetrics &metrics;
   std::string auth_conninfo;  // where logins are verified (user and password are added)
   bool secure_cookie = false; // add "Secure" to the cookie (TLS, or behind a TLS proxy)
+  std::string metrics_token;  // with --metrics-token: this bearer token also opens /metrics ("" = sessions only)
 };
 
 // Registers every route on server.

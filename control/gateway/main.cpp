@@ -2,6 +2,7 @@
 //
 //   pgfleet-gateway --listen HOST:PORT --db CONNINFO --ui-dir DIR [--port-file FILE] [--auth-db CONNINFO]
 //                   [--session-ttl SECONDS] [--tls-cert FILE --tls-key FILE] [--secure-cookie]
+//                   [--metrics-token FILE]
 //
 // Design: a separate process (a fault in network-facing code never touches the database server).
 // cpp-httplib serves requests on its worker pool; handlers share a small libpq connection pool (db.h).
@@ -16,6 +17,9 @@
 // stderr (never a body: passwords are not logged); request counts and latencies per route go to /metrics.
 // TLS: with --tls-cert/--tls-key the gateway serves HTTPS (Debian builds cpp-httplib with OpenSSL) and
 // marks the session cookie Secure; behind a TLS-terminating proxy, --secure-cookie does the latter.
+// /metrics: an operator session, or with --metrics-token FILE also "Authorization: Bearer <token>" where
+// the token is FILE's content (trimmed; at least 16 characters; the file must not be readable by group or
+// others, like a .pgpass file), so a Prometheus scraper needs no login; read once at start.
 // Identity: the pool (--db) logs in as a superuser (the stack's owner over the Unix socket, peer
 // authentication) and every API request runs under SET LOCAL ROLE <logged-in role>; logins are
 // verified by a separate connection as the user with its password (--auth-db, default --db).
@@ -23,6 +27,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -65,6 +70,7 @@ struct Options {
   std::string tls_key;
   long session_ttl = kDefaultSessionTtl;
   bool secure_cookie = false;
+  std::string metrics_token_file;
 };
 
 // Prints the usage text to f.
@@ -79,7 +85,11 @@ void usage(FILE *f) {
           "  --session-ttl SECS  lifetime of a login session (default 28800)\n"
           "  --tls-cert FILE     serve HTTPS with this certificate chain (PEM; needs --tls-key)\n"
           "  --tls-key FILE      private key of --tls-cert (PEM)\n"
-          "  --secure-cookie     mark the session cookie Secure (behind a TLS proxy; implied by --tls-cert)\n");
+          "  --secure-cookie     mark the session cookie Secure (behind a TLS proxy; implied by --tls-cert)\n"
+          "  --metrics-token FILE  also open GET /metrics to \"Authorization: Bearer TOKEN\" (Prometheus'\n"
+          "                      bearer_token_file), TOKEN being FILE's content (at least 16 characters; the\n"
+          "                      file must not be accessible by group or others); without it /metrics needs\n"
+          "                      the session of an operator or admin\n");
 }
 
 // Splits HOST:PORT (host may be [v6]); false when malformed.
@@ -136,6 +146,8 @@ bool parse_args(int argc, char **argv, Options &opts) {
       opts.tls_cert = value;
     } else if (arg == "--tls-key") {
       opts.tls_key = value;
+    } else if (arg == "--metrics-token") {
+      opts.metrics_token_file = value;
     } else if (arg == "--session-ttl") {
       if (value.empty() || value.size() > 7 || value.find_first_not_of("0123456789") != std::string::npos ||
           std::stol(value) < 1) {
@@ -176,6 +188,43 @@ bool write_port_file(const std::string &path, int port) {
   if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
     fprintf(stderr, "pgfleet-gateway: cannot write %s: %s\n", path.c_str(), strerror(errno));
     unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Reads the --metrics-token file: its content without surrounding white space; prints why and returns
+// false when the file is unusable (missing, not a regular file, accessible by group or others, shorter
+// than 16 characters, or holding control characters).
+bool read_metrics_token(const std::string &path, std::string &token) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    fprintf(stderr, "pgfleet-gateway: could not read --metrics-token file \"%s\": %s\n", sanitize_for_log(path).c_str(),
+            strerror(errno));
+    return false;
+  }
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+    fprintf(stderr, "pgfleet-gateway: --metrics-token file \"%s\" must be a regular file without access for group or others\n"
+                    "HINT: chmod 0600 it.\n", sanitize_for_log(path).c_str());
+    return false;
+  }
+  FILE *f = fopen(path.c_str(), "r");
+  if (f == nullptr) {
+    fprintf(stderr, "pgfleet-gateway: could not read --metrics-token file \"%s\": %s\n", sanitize_for_log(path).c_str(),
+            strerror(errno));
+    return false;
+  }
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  std::string text(buf, n);
+  size_t start = text.find_first_not_of(" \t\r\n"), end = text.find_last_not_of(" \t\r\n");
+  token = start == std::string::npos ? "" : text.substr(start, end + 1 - start);
+  bool printable = !token.empty() && n < sizeof buf;
+  for (unsigned char c : token) printable = printable && c > ' ' && c < 127;
+  if (token.size() < 16 || !printable) {
+    fprintf(stderr, "pgfleet-gateway: invalid --metrics-token file \"%s\"\nDETAIL: The token must be 16 to 4000 printable "
+                    "characters without spaces.\n", sanitize_for_log(path).c_str());
     return false;
   }
   return true;
@@ -231,7 +280,8 @@ int main(int argc, char **argv) {
     ConnectionPool pool(opts.conninfo, kPoolSize, kAcquireTimeout);
     SessionStore sessions{std::chrono::seconds(opts.session_ttl)};
     RequestMetrics metrics;
-    Gateway gw{pool, files, sessions, metrics, opts.auth_conninfo, opts.secure_cookie};
+    Gateway gw{pool, files, sessions, metrics, opts.auth_conninfo, opts.secure_cookie, ""};
+    if (!opts.metrics_token_file.empty() && !read_metrics_token(opts.metrics_token_file, gw.metrics_token)) return 1;
 
     std::unique_ptr<httplib::Server> server_ptr;
     if (!opts.tls_cert.empty()) {

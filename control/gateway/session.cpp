@@ -2,9 +2,11 @@
 #include "session.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <sys/random.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <stdexcept>
 
@@ -58,6 +60,26 @@ std::string cookie_value(const std::string &header, const std::string &name) {
     pos = end + 1;
   }
   return "";
+}
+
+std::string bearer_token(const std::string &authorization) {
+  static const char kScheme[] = "bearer ";
+  if (authorization.size() <= sizeof kScheme - 1) return "";
+  for (size_t i = 0; i < sizeof kScheme - 1; ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return "";
+  size_t start = authorization.find_first_not_of(' ', sizeof kScheme - 1);
+  if (start == std::string::npos) return "";
+  size_t end = authorization.find_last_not_of(' ');
+  return authorization.substr(start, end + 1 - start);
+}
+
+bool token_equals(const std::string &presented, const std::string &expected) {
+  unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+  unsigned int la = 0, lb = 0;
+  if (EVP_Digest(presented.data(), presented.size(), a, &la, EVP_sha256(), nullptr) != 1 ||
+      EVP_Digest(expected.data(), expected.size(), b, &lb, EVP_sha256(), nullptr) != 1 || la != lb)
+    return false;
+  return CRYPTO_memcmp(a, b, la) == 0 && !expected.empty();
 }
 
 Session SessionStore::create(const std::string &user, Level level) {

@@ -60,6 +60,13 @@ class SessionStore {
 // The value of cookie name in a Cookie header ("a=1; b=2"), or "" when absent.
 std::string cookie_value(const std::string &header, const std::string &name);
 
+// The token of an "Authorization: Bearer <token>" header value (scheme case-insensitive), or "".
+std::string bearer_token(const std::string &authorization);
+
+// True when presented equals expected (non-empty); compares SHA-256 digests in constant time, so neither
+// the content nor the length of expected leaks through the response time.
+bool token_equals(const std::string &presented, const std::string &expected);
+
 // n random bytes from the OS CSPRNG; throws std::runtime_error on failure.
 std::string random_bytes(size_t n);
 

@@ -24,6 +24,15 @@ int main() {
   check(cookie_value("pgfleet_session_x=1; pgfleet_session=2", "pgfleet_session") == "2", "cookie name prefix");
   check(cookie_value("", "pgfleet_session").empty(), "no cookie header");
 
+  check(bearer_token("Bearer abc") == "abc" && bearer_token("bearer  abc ") == "abc", "bearer token");
+  check(bearer_token("Basic abc").empty() && bearer_token("Bearer").empty() && bearer_token("Bearer ").empty() &&
+            bearer_token("").empty(),
+        "no bearer token");
+  check(token_equals("s3cret-token", "s3cret-token"), "equal tokens");
+  check(!token_equals("s3cret-tokeN", "s3cret-token") && !token_equals("s3cret", "s3cret-token") &&
+            !token_equals("", "s3cret-token") && !token_equals("", ""),
+        "different (or empty) tokens");
+
   SessionStore store{std::chrono::seconds(1)};
   Session a = store.create("alice", Level::Viewer);
   Session b = store.create("bob", Level::Admin);

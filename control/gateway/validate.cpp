@@ -69,6 +69,23 @@ std::optional<int64_t> parse_instance_id(const std::string &text) {
   return v;
 }
 
+// Splits on ',' and checks every part; the literal is built from the parsed numbers only.
+std::optional<std::string> parse_id_list(const std::string &text, size_t max_count) {
+  std::string out = "{";
+  size_t count = 0, pos = 0;
+  if (text.empty()) return std::nullopt;
+  for (;;) {
+    size_t comma = text.find(',', pos);
+    auto id = parse_instance_id(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (!id || ++count > max_count) return std::nullopt;
+    if (count > 1) out += ',';
+    out += std::to_string(*id);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out + "}";
+}
+
 // Length and character-class check of a metric name.
 bool is_valid_metric(const std::string &text) {
   if (text.empty() || text.size() > 128) return false;

@@ -15,6 +15,10 @@ namespace pgfleet::gateway {
 // A decimal instance id without sign or leading '+' (0 .. INT64_MAX), else nullopt.
 std::optional<int64_t> parse_instance_id(const std::string &text);
 
+// A comma-separated list of instance ids ("1,2,3"; each as parse_instance_id) with 1..max_count entries,
+// as a PostgreSQL array literal ("{1,2,3}"), else nullopt.
+std::optional<std::string> parse_id_list(const std::string &text, size_t max_count);
+
 // True for a metric name: 1..128 characters from [A-Za-z0-9_.-], starting with a letter.
 bool is_valid_metric(const std::string &text);
 

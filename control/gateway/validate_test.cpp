@@ -27,6 +27,12 @@ int main() {
             !parse_instance_id("1a") && !parse_instance_id(" 1"),
         "id malformed");
 
+  check(parse_id_list("1", 3) == std::string("{1}") && parse_id_list("1,20,3", 3) == std::string("{1,20,3}"), "id list");
+  check(!parse_id_list("", 3) && !parse_id_list("1,", 3) && !parse_id_list(",1", 3) && !parse_id_list("1,,2", 3) &&
+            !parse_id_list("1,2,3,4", 3) && !parse_id_list("1;2", 3) && !parse_id_list("1, 2", 3) &&
+            !parse_id_list("1}", 3) && !parse_id_list("-1", 3),
+        "id list rejected");
+
   check(is_valid_metric("host.cpu.utilization") && is_valid_metric("pg.database.xact_commit"), "metric ok");
   check(!is_valid_metric("") && !is_valid_metric(".x") && !is_valid_metric("a b") && !is_valid_metric("a;drop") &&
             !is_valid_metric(std::string(129, 'a')),

@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // Browser test of the pgfleet UI, driven through playwright-core with Debian's Chromium.
 //
-//   node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR [--hostname H]
+//   node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR --user U [--hostname H] [--operator O]
+//                              [--table NAME]   (passwords in PGFLEET_UI_PASSWORD, PGFLEET_UI_OPERATOR_PASSWORD)
 //
 // Design: the gateway (and whatever feeds its database) is already running; this script only drives
 // the page. It launches /usr/bin/chromium headless with a fresh temporary profile and the flags that keep
 // an offline machine quiet, then runs ordered checks; a check whose prerequisite failed is reported as
 // "not ok ... not run". Output is one line per check ("ok N - ..." / "not ok N - ...: why") and a final
-// "N passed, N failed"; exit code 0 only when every check passed. A global deadline (150 s) bounds the
+// "N passed, N failed"; exit code 0 only when every check passed. A global deadline (240 s) bounds the
 // run; every wait has its own timeout.
-// The Activity now and Settings checks need real data: the caller (tests/browser/run) keeps a lock holder
-// and a waiter running, and the stack's agent sends inventory and activity every second. No fixed ports: the URL is given.
+// The Dashboard, Activity now, Settings and Tables checks need real data: the caller (tests/browser/run)
+// keeps a lock holder and a waiter running, has created table --table in the monitored database (and
+// waited until the agent sent it), and the stack's agent sends metrics, inventory and activity every
+// second. The viewer (--user) must not see the operator buttons; the operator (--operator) pings the
+// agent and must see its answer. No fixed ports: the URL is given.
 import { createRequire } from 'node:module';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,12 +26,17 @@ const { chromium } = require('playwright-core');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const DEADLINE_MS = 150000;
+const DEADLINE_MS = 240000;
+// The dashboard's charts: those that must show data on the test stack, and the one that must say
+// "not collected" (a primary without standbys).
+const DASH_CHARTS = ['cpu', 'memory', 'tps', 'connections', 'cache', 'wal', 'replication', 'waits'];
+const DASH_NOT_COLLECTED = ['replication'];
 const DEFAULT_METRIC = 'host.cpu.utilization';
 
 // Parses --url, --out and --hostname; exits 2 with usage on misuse.
 function parseArgs(argv) {
-  const opts = { url: '', out: '', hostname: '', user: '', password: process.env.PGFLEET_UI_PASSWORD || '' };
+  const opts = { url: '', out: '', hostname: '', user: '', password: process.env.PGFLEET_UI_PASSWORD || '',
+    operator: '', operatorPassword: process.env.PGFLEET_UI_OPERATOR_PASSWORD || '', table: '' };
   for (let i = 0; i < argv.length; i++) {
     const [key, inline] = argv[i].split(/=(.*)/s, 2);
     const value = inline !== undefined ? inline : argv[++i];
@@ -36,17 +45,21 @@ function parseArgs(argv) {
     else if (key === '--out') opts.out = value;
     else if (key === '--hostname') opts.hostname = value;
     else if (key === '--user') opts.user = value;
+    else if (key === '--operator') opts.operator = value;
+    else if (key === '--table') opts.table = value;
     else usage(`unknown option ${key}`);
   }
   if (!opts.url || !opts.out || !opts.user || !opts.password) {
     usage('--url, --out and --user are required, and the password in $PGFLEET_UI_PASSWORD');
   }
+  if (opts.operator && !opts.operatorPassword) usage('--operator needs the password in $PGFLEET_UI_OPERATOR_PASSWORD');
   return opts;
 }
 
 // Prints the usage and exits 2.
 function usage(msg) {
-  console.error(`run.mjs: ${msg}\nusage: PGFLEET_UI_PASSWORD=... node tests/browser/run.mjs --url http://127.0.0.1:PORT --out DIR --user U [--hostname H]`);
+  console.error(`run.mjs: ${msg}\nusage: PGFLEET_UI_PASSWORD=... [PGFLEET_UI_OPERATOR_PASSWORD=...] node tests/browser/run.mjs ` +
+    '--url http://127.0.0.1:PORT --out DIR --user U [--hostname H] [--operator O] [--table NAME]');
   process.exit(2);
 }
 
@@ -121,10 +134,11 @@ function chartState() {
   });
 }
 
-// Counts the chart canvas's pixels that are neither transparent nor white.
-function inkedPixels() {
-  return page.evaluate(() => {
-    const canvas = document.querySelector('[data-testid=chart] canvas');
+// Counts the pixels of the canvas inside the element matching selector (default: the metric explorer's
+// chart) that are neither transparent nor white.
+function inkedPixels(selector = '[data-testid=chart]') {
+  return page.evaluate((sel) => {
+    const canvas = document.querySelector(`${sel} canvas`);
     if (!canvas || canvas.width === 0 || canvas.height === 0) return 0;
     const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let inked = 0;
@@ -132,6 +146,24 @@ function inkedPixels() {
       if (px[i + 3] > 0 && !(px[i] > 245 && px[i + 1] > 245 && px[i + 2] > 245)) inked++;
     }
     return inked;
+  }, selector);
+}
+
+// The dashboard's state: per chart id its data-points, data-collected, whether a canvas exists, and the
+// note shown instead of a chart; plus the grid's data-refreshes / data-last-ts / data-tier.
+function dashState() {
+  return page.evaluate(() => {
+    const grid = document.querySelector('[data-testid=dash-grid]');
+    const charts = {};
+    for (const card of document.querySelectorAll('[data-testid=dash-card]')) {
+      const id = card.dataset.chart;
+      const c = card.querySelector('.dash-chart');
+      const note = card.querySelector('.dash-note');
+      charts[id] = { points: Number(c.dataset.points || 0), collected: c.dataset.collected, canvas: !!c.querySelector('canvas'),
+        note: note && !note.hidden ? note.textContent : '' };
+    }
+    return { charts, order: Array.from(document.querySelectorAll('[data-testid=dash-card]')).map((x) => x.dataset.chart),
+      refreshes: Number(grid.dataset.refreshes || 0), lastTs: Number(grid.dataset.lastTs || 0), tier: grid.dataset.tier || '' };
   });
 }
 
@@ -210,7 +242,71 @@ try {
     return hostname;
   });
 
-  await require_(`the metric selector lists metrics (${DEFAULT_METRIC} by default)`, async () => {
+  await check('the viewer does not see the operator buttons', async () => {
+    assert(await page.locator('[data-testid=operator-actions]').isHidden(), 'the command buttons are visible to a viewer');
+    return '';
+  });
+
+  await require_('the dashboard is the default page and shows the fixed chart set with real data', async () => {
+    await page.waitForSelector('[data-testid=view-dashboard]', { state: 'visible', timeout: 10000 });
+    const want = DASH_CHARTS.filter((c) => !DASH_NOT_COLLECTED.includes(c));
+    await page.waitForFunction((w) => {
+      const cards = Array.from(document.querySelectorAll('[data-testid=dash-card]'));
+      return cards.length === 8 && w.every((id) => {
+        const c = document.querySelector(`[data-testid=dash-chart-${id}]`);
+        return c && Number(c.dataset.points || 0) >= 2 && c.querySelector('canvas');
+      });
+    }, want, { timeout: 45000, polling: 500 });
+    const st = await dashState();
+    assert(JSON.stringify(st.order) === JSON.stringify(DASH_CHARTS), `charts in order ${st.order.join(',')}`);
+    const inked = {};
+    for (const id of want) {
+      inked[id] = await inkedPixels(`[data-testid=dash-chart-${id}]`);
+      assert(inked[id] > 200, `the ${id} chart is (nearly) blank: ${inked[id]} inked pixels`);
+    }
+    return want.map((id) => `${id} ${st.charts[id].points} pts`).join(', ');
+  });
+
+  await check('charts without data say so plainly: replication lag is "not collected" on a primary', async () => {
+    const st = await dashState();
+    for (const id of DASH_NOT_COLLECTED) {
+      const c = st.charts[id];
+      assert(c && c.collected === 'false' && !c.canvas, `${id}: collected=${c && c.collected}, canvas=${c && c.canvas}`);
+      assert(/^Not collected: .*standby/.test(c.note), `${id} says '${c.note}'`);
+    }
+    await page.screenshot({ path: join(opts.out, 'ui-dashboard.png'), fullPage: true });
+    return `${st.charts.replication.note.slice(0, 60)}…, ui-dashboard.png`;
+  });
+
+  await check('the dashboard refreshes live: newer buckets arrive', async () => {
+    const before = await dashState();
+    await page.waitForFunction((b) => {
+      const g = document.querySelector('[data-testid=dash-grid]');
+      return Number(g.dataset.refreshes) > b.refreshes && Number(g.dataset.lastTs) > b.lastTs;
+    }, before, { timeout: 30000, polling: 250 });
+    const after = await dashState();
+    return `newest bucket +${after.lastTs - before.lastTs} s after ${after.refreshes - before.refreshes} refresh(es)`;
+  });
+
+  await check('the range picker switches the dashboard to the 1-minute rollups (6 h) and back', async () => {
+    const res = page.waitForResponse((r) => r.url().includes('/dashboard?'), { timeout: 10000 });
+    await page.selectOption('[data-testid=range-select]', '21600');
+    const r = await res;
+    assert(r.status() === 200, `the dashboard API answered ${r.status()}`);
+    const body = await r.json();
+    assert(body.tier === '1m' && body.step === 120, `tier ${body.tier}, step ${body.step}`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=dash-grid]').dataset.tier === '1m' &&
+      document.querySelectorAll('[data-testid=dash-card]').length === 8, null, { timeout: 10000 });
+    const st = await dashState();
+    const back = page.waitForResponse((x) => x.url().includes('/dashboard?'), { timeout: 10000 });
+    await page.selectOption('[data-testid=range-select]', '3600');
+    assert((await back).status() === 200, 'the dashboard API failed after switching back');
+    await page.waitForFunction(() => document.querySelector('[data-testid=dash-grid]').dataset.tier === 'raw', null, { timeout: 10000 });
+    return `6 h: ${body.step} s buckets (${body.tier}), cpu ${st.charts.cpu.points} points; back to 1 h`;
+  });
+
+  await require_(`the metric explorer lists metrics (${DEFAULT_METRIC} by default)`, async () => {
+    await page.click('[data-testid=tab-metrics]');
     await page.waitForFunction(() => document.querySelector('[data-testid=metric-select]').options.length > 0,
       null, { timeout: 15000 });
     const { options, value } = await page.evaluate(() => {
@@ -373,7 +469,46 @@ try {
     return `${total} settings, filter shared_buffers -> ${filtered} (${value}), ${pending} pending restart, ${changes} change(s), ui-settings.png`;
   });
 
-  for (const view of ['tables', 'replication']) {
+  await check('the tables page lists the real tables and indexes, sorts and filters them', async () => {
+    const req = page.waitForResponse((r) => r.url().includes('/tables'), { timeout: 10000 });
+    await page.click('[data-testid=tab-tables]');
+    const res = await req;
+    assert(res.status() === 200, `the API answered ${res.status()}`);
+    await page.waitForSelector('[data-testid=view-tables]', { state: 'visible', timeout: 5000 });
+    const name = opts.table ? `public.${opts.table}` : '';
+    if (name) {
+      await page.waitForSelector(`[data-testid=table-row][data-name="${name}"]`, { timeout: 20000 });
+    } else {
+      await page.waitForSelector('[data-testid=table-row]', { timeout: 20000 });
+    }
+    const tables = await page.locator('[data-testid=table-row]').count();
+    const indexes = await page.locator('[data-testid=index-row]').count();
+    const names = () => page.$$eval('[data-testid=table-row]', (rows) => rows.map((r) => r.dataset.name));
+    await page.click('#tables-table th[data-key=name]');
+    const asc = await names();
+    assert(JSON.stringify(asc) === JSON.stringify([...asc].sort((a, b) => a.localeCompare(b))), 'not sorted by name');
+    assert((await page.getAttribute('#tables-table th[data-key=name]', 'aria-sort')) === 'ascending', 'no ascending mark');
+    await page.click('#tables-table th[data-key=name]');
+    const desc = await names();
+    assert(JSON.stringify(desc) === JSON.stringify([...asc].reverse()), 'a second click does not reverse the order');
+    let live = '';
+    if (name) {
+      const cells = await page.$$eval(`[data-testid=table-row][data-name="${name}"] td`, (tds) => tds.map((t) => t.textContent));
+      live = cells[3];
+      assert(live === '500', `live rows of ${name}: ${live}`);
+      await page.fill('[data-testid=tables-search]', opts.table);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=table-row]').length === 1, null, { timeout: 5000 });
+      const idx = await page.$$eval('[data-testid=index-row]', (rows) => rows.map((r) => r.dataset.name));
+      assert(idx.includes(`public.${opts.table}_pkey`), `index rows: ${idx.join(',')}`);
+      await page.screenshot({ path: join(opts.out, 'ui-tables.png'), fullPage: true });
+      await page.fill('[data-testid=tables-search]', '');
+    } else {
+      await page.screenshot({ path: join(opts.out, 'ui-tables.png'), fullPage: true });
+    }
+    return `${tables} tables, ${indexes} indexes${name ? `, ${name} with ${live} live rows` : ''}, ui-tables.png`;
+  });
+
+  for (const view of ['replication']) {
     await check(`the ${view} page says plainly what is not built or collected yet`, async () => {
       await page.click(`[data-testid=tab-${view}]`);
       const pane = page.locator(`[data-testid=view-${view}]`);
@@ -384,6 +519,20 @@ try {
       return `ui-${view}.png`;
     });
   }
+
+  await check('the fleet overview shows CPU and TPS sparklines per instance', async () => {
+    const row = page.locator(rowSelector).first();
+    await page.waitForFunction((sel) => {
+      const r = document.querySelector(sel);
+      const cpu = r && r.querySelector('[data-testid=spark-cpu]');
+      return cpu && Number(cpu.dataset.points) >= 1 && cpu.querySelector('path').getAttribute('d').length > 0;
+    }, rowSelector, { timeout: 75000, polling: 500 });
+    const cpu = await row.locator('[data-testid=spark-cpu]').getAttribute('data-points');
+    const tps = await row.locator('[data-testid=spark-tps]').getAttribute('data-points');
+    assert(tps !== null, 'no TPS sparkline');
+    await page.locator('[data-testid=instance-list]').screenshot({ path: join(opts.out, 'ui-overview.png') });
+    return `cpu ${cpu} point(s), tps ${tps} point(s) (complete minutes only), ui-overview.png`;
+  });
 
   await check('the dark theme applies and is remembered', async () => {
     await page.click('[data-testid=tab-metrics]');
@@ -421,6 +570,34 @@ try {
     await page.waitForSelector('[data-testid=login-form]', { state: 'visible', timeout: 10000 });
     return '';
   });
+
+  if (opts.operator) {
+    await check(`the operator (${opts.operator}) sees the command buttons and Ping agent shows the agent's answer`, async () => {
+      await page.fill('[data-testid=login-user]', opts.operator);
+      await page.fill('[data-testid=login-password]', opts.operatorPassword);
+      await page.click('[data-testid=login-submit]');
+      await page.waitForSelector('#app-view', { state: 'visible', timeout: 10000 });
+      loggedIn = true;
+      await page.locator(rowSelector).first().click();
+      await page.waitForSelector('[data-testid=cmd-ping]', { state: 'visible', timeout: 10000 });
+      const req = page.waitForResponse((r) => r.url().includes('/commands') && r.request().method() === 'POST', { timeout: 10000 });
+      await page.click('[data-testid=cmd-ping]');
+      const res = await req;
+      assert(res.status() === 202, `POST .../commands answered ${res.status()}`);
+      await page.waitForFunction(() => {
+        const s = document.querySelector('[data-testid=command-status]');
+        return ['done', 'failed', 'expired', 'error'].includes(s.dataset.state);
+      }, null, { timeout: 45000, polling: 250 });
+      const st = await page.getAttribute('[data-testid=command-status]', 'data-state');
+      const text = await page.textContent('[data-testid=command-status]');
+      assert(st === 'done' && text.includes('pong'), `state ${st}: ${text}`);
+      await page.screenshot({ path: join(opts.out, 'ui-operator.png'), fullPage: true });
+      loggedIn = false;
+      await page.click('[data-testid=logout]');
+      await page.waitForSelector('[data-testid=login-form]', { state: 'visible', timeout: 10000 });
+      return `${text}, ui-operator.png`;
+    });
+  }
 
   await check('no console errors, page errors or failed requests', async () => {
     assert(problems.length === 0, `${problems.length}: ${problems.slice(0, 3).join('; ')}`);

@@ -1,6 +1,10 @@
-// pgfleet UI: login, fleet overview grouped by namespace (with search), and per-instance pages: a live
-// metric chart, top statements, wait events, activity now (latest interval, blocking), settings (current
-// values with a filter, change history), and pages for data the agent does not collect yet.
+// pgfleet UI: login, fleet overview grouped by namespace (with search and a CPU/TPS sparkline per
+// instance), and per-instance pages: a dashboard with a fixed chart set (CPU, memory, transactions,
+// connections by state, cache hit ratio, WAL, replication lag, wait events stacked), a metric explorer
+// (one chosen metric), top statements, wait events, activity now (latest interval, blocking), settings
+// (current values with a filter, change history), tables and indexes (sortable), and a page for data the
+// agent does not collect yet. Operators and admins get two buttons that queue a command for the agent
+// (ping, collect now) and show its result when it arrives.
 //
 // Access: the gateway keeps the session (an HttpOnly cookie the page cannot read); the page asks
 // GET /api/session at start and shows the login form when it answers 401 (also when any later call
@@ -8,11 +12,15 @@
 //
 // Design: no framework. One `state` object, plain DOM updates with textContent (never innerHTML with
 // data from the API), and one refresh loop (setTimeout chain, so requests never overlap) that reloads
-// the instance list, the selected instance's metric list and the chart every REFRESH_MS. Every request
-// has a timeout (AbortController). Counters are requested as per-second rates (rate=1), gauges as they
-// are. Series of one metric (one per label set) are aligned on the union of their timestamps for uPlot;
-// gaps are spanned. The selection lives in the URL hash (#instance=ID&metric=NAME) so a view can be
-// linked. The chart container exposes data-points / data-refreshes / data-last-ts for browser tests.
+// the instance list and the page shown every REFRESH_MS (sparklines every SPARK_REFRESH_MS, tables every
+// TABLES_REFRESH_MS, a dashboard over more than an hour every SLOW_REFRESH_MS: rollups change slowly).
+// Every request has a timeout (AbortController). The dashboard is one request (GET .../dashboard: every
+// chart on one bucket grid, counters already rates); stacked charts are drawn as cumulative sums with
+// uPlot bands, the legend showing each series' own value. In the metric explorer counters are requested
+// as per-second rates (rate=1), gauges as they are; series of one metric (one per label set) are aligned
+// on the union of their timestamps for uPlot, gaps spanned. The selection lives in the URL hash
+// (#instance=ID&view=V&metric=NAME&range=S) so a view can be linked. Charts expose data-points /
+// data-refreshes / data-last-ts (and dashboard charts data-collected) for browser tests.
 'use strict';
 
 (function () {
@@ -23,6 +31,12 @@
   const FETCH_TIMEOUT_MS = 4500;
   const DEFAULT_METRIC = 'host.cpu.utilization';
   const CHART_HEIGHT = 380;
+  const DASH_HEIGHT = 190;
+  const SPARK_REFRESH_MS = 30000;
+  const TABLES_REFRESH_MS = 30000;
+  const SLOW_REFRESH_MS = 60000;   // dashboards over more than RAW_MAX_SECONDS (rollups)
+  const COMMAND_POLL_MS = 1000;
+  const COMMAND_WAIT_MS = 60000;
   const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563',
     '#65a30d', '#9333ea'];
 
@@ -41,8 +55,14 @@
     blockingRows: $('blocking-rows'), blockingEmpty: $('blocking-empty'),
     settingsSearch: $('settings-search'), settingsCount: $('settings-count'), settingsRows: $('settings-rows'),
     settingsEmpty: $('settings-empty'), changesRows: $('setting-changes-rows'), changesEmpty: $('setting-changes-empty'),
+    rangeControls: $('range-controls'), rangeHint: $('range-hint'),
+    dashGrid: $('dash-grid'), dashEmpty: $('dash-empty'), dashFoot: $('dash-foot'),
+    tablesSearch: $('tables-search'), tablesCount: $('tables-count'), tablesRows: $('tables-rows'),
+    tablesEmpty: $('tables-empty'), indexesRows: $('indexes-rows'), indexesEmpty: $('indexes-empty'),
+    operatorActions: $('operator-actions'), commandStatus: $('command-status'),
   };
-  const VIEWS = ['metrics', 'statements', 'activity', 'now', 'settings', 'tables', 'replication'];
+  const VIEWS = ['dashboard', 'metrics', 'statements', 'activity', 'now', 'settings', 'tables', 'replication'];
+  const DEFAULT_VIEW = 'dashboard';
 
   const state = {
     instances: [],
@@ -55,12 +75,21 @@
     generation: 0,      // bumped on every selection change; stale responses are dropped
     refreshes: 0,
     timer: null,
-    view: 'metrics',    // the instance page shown (VIEWS)
+    view: DEFAULT_VIEW, // the instance page shown (VIEWS)
     search: '',         // instance filter text
     session: null,      // {user, role} once logged in
     settings: null,     // fleet.setting rows of the selected instance (null: not loaded)
     settingsFilter: '', // settings filter text
     range: WINDOW_SECONDS, // chart range in seconds (RANGES)
+    dash: { plots: new Map(), fetched: 0, key: '', refreshes: 0 }, // dashboard charts by id, last fetch
+    sparks: null,       // {ts, byId: Map(instance_id -> {cpu, tps})} of GET /api/sparklines
+    sparksFetched: 0,
+    tables: null,       // {tables, indexes} of GET .../tables for tablesKey
+    tablesKey: '',
+    tablesFetched: 0,
+    tablesFilter: '',
+    sort: { tables: { key: 'size_bytes', desc: true }, indexes: { key: 'size_bytes', desc: true } },
+    command: null,      // {id, kind, instanceId, since} of the command being watched
   };
 
   // Raised by api() on 401: the session is missing or expired; the login form is shown.
@@ -171,7 +200,7 @@
     const params = new URLSearchParams();
     if (state.selectedId !== null) params.set('instance', String(state.selectedId));
     if (state.metric) params.set('metric', state.metric);
-    if (state.view !== 'metrics') params.set('view', state.view);
+    if (state.view !== DEFAULT_VIEW) params.set('view', state.view);
     if (state.range !== WINDOW_SECONDS) params.set('range', String(state.range));
     history.replaceState(null, '', '#' + params.toString());
   }
@@ -215,9 +244,10 @@
       tr.append(host, where);
       const status = make('td');
       status.append(make('span', 'badge ' + (inst.status === 'up' ? 'up' : 'stale'), inst.status));
-      const seen = make('td', 'seen', ago(inst.last_seen));
-      seen.title = inst.last_seen || '';
-      tr.append(status, seen);
+      const seen = make('div', 'sub seen', ago(inst.last_seen));
+      seen.title = 'last seen ' + (inst.last_seen || '');
+      status.append(seen);
+      tr.append(status, sparkCell(inst.instance_id));
       tr.addEventListener('click', () => selectInstance(inst.instance_id));
       tr.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); selectInstance(inst.instance_id); }
@@ -399,10 +429,22 @@
       state.generation++;
     }
     const generation = state.generation;
+    try {
+      await refreshSparklines();
+    } catch (e) {  // the overview works without them; the next refresh tries again
+      if (e instanceof LoginRequired) throw e;
+      state.sparks = null;
+      state.sparksFetched = 0;
+    }
     renderInstances();
     renderDetailHeader();
     renderTabs();
-    if (state.view === 'metrics') {
+    renderOperatorActions();
+    if (state.view === 'dashboard') {
+      await refreshDashboard(generation);
+    } else if (state.view === 'tables') {
+      await refreshTables(generation);
+    } else if (state.view === 'metrics') {
       await refreshMetrics(generation);
       await refreshChart(generation);
     } else if (state.view === 'statements') {
@@ -423,6 +465,9 @@
       b.setAttribute('aria-selected', String(b.dataset.view === state.view));
     }
     for (const v of VIEWS) $('view-' + v).hidden = v !== state.view;
+    el.rangeControls.hidden = state.view !== 'dashboard' && state.view !== 'metrics';
+    el.rangeHint.textContent = state.range > RAW_MAX_SECONDS ? 'from the rollups (1-minute or 1-hour buckets)'
+      : 'from raw samples · live';
   }
 
   // The last hour as from/to query parameters.
@@ -568,6 +613,412 @@
     el.settingsEmpty.hidden = shown.length > 0;
   }
 
+
+  // --- fleet overview sparklines ----------------------------------------------------------------------
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const SPARK_W = 64;
+  const SPARK_H = 18;
+
+  // The last finite value of an array, or null.
+  function lastValue(values) {
+    for (let i = (values || []).length - 1; i >= 0; i--) if (values[i] !== null && Number.isFinite(values[i])) return values[i];
+    return null;
+  }
+
+  // A small line chart of values (nulls are gaps) as an inline SVG scaled to [0, max(floor, data)].
+  function sparkline(values, floor, kind) {
+    const svg = document.createElementNS(SVG_NS, 'svg');
+    svg.setAttribute('width', String(SPARK_W));
+    svg.setAttribute('height', String(SPARK_H));
+    svg.setAttribute('viewBox', '0 0 ' + SPARK_W + ' ' + SPARK_H);
+    svg.setAttribute('class', 'spark spark-' + kind);
+    svg.dataset.testid = 'spark-' + kind;
+    const vals = values || [];
+    const finite = vals.filter((v) => v !== null && Number.isFinite(v));
+    svg.dataset.points = String(finite.length);
+    const hi = Math.max(floor, ...finite);
+    let d = '';
+    let pen = false;
+    vals.forEach((v, i) => {
+      if (v === null || !Number.isFinite(v)) { pen = false; return; }
+      const x = vals.length > 1 ? 1 + (i / (vals.length - 1)) * (SPARK_W - 2) : SPARK_W / 2;
+      const y = SPARK_H - 1.5 - (Math.max(0, v) / hi) * (SPARK_H - 3);
+      // a new stroke starts with a zero-length segment, so an isolated point shows as a dot (round caps)
+      d += (pen ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1) + (pen ? '' : 'h0.01');
+      pen = true;
+    });
+    const path = document.createElementNS(SVG_NS, 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+    return svg;
+  }
+
+  // The "last hour" cell of an instance row: CPU and TPS sparklines with their latest values.
+  function sparkCell(id) {
+    const td = make('td', 'sparks');
+    td.dataset.testid = 'sparklines';
+    const s = state.sparks && state.sparks.byId.get(id);
+    if (!s) { td.append(make('span', 'sub', state.sparks ? 'no data' : '…')); return td; }
+    for (const [kind, label, floor, unit] of [['cpu', 'CPU', 10, 'percent'], ['tps', 'TPS', 1, '']]) {
+      const row = make('div', 'spark-row');
+      const last = lastValue(s[kind]);
+      row.title = kind === 'cpu' ? 'CPU busy over the last hour (1-minute averages)'
+        : 'Transactions per second (commits + rollbacks) over the last hour (complete minutes)';
+      row.append(make('span', 'spark-label', label), sparkline(s[kind], floor, kind),
+        make('span', 'spark-value', last === null ? '–' : formatValue(last, unit)));
+      td.append(row);
+    }
+    return td;
+  }
+
+  // Loads the sparklines of every visible instance (GET /api/sparklines), at most every SPARK_REFRESH_MS
+  // unless the set of instances changed.
+  async function refreshSparklines() {
+    const ids = state.instances.map((i) => i.instance_id).join(',');
+    if (state.sparks && state.sparks.ids === ids && Date.now() - state.sparksFetched < SPARK_REFRESH_MS) return;
+    if (!ids) { state.sparks = { ids, ts: [], byId: new Map() }; return; }
+    const to = Date.now();
+    const body = await api('/api/sparklines?' + new URLSearchParams({
+      from: new Date(to - 3600 * 1000).toISOString(), to: new Date(to).toISOString() }));
+    state.sparks = { ids, ts: body.ts, byId: new Map((body.instances || []).map((i) => [i.instance_id, i])) };
+    state.sparksFetched = Date.now();
+  }
+
+  // --- instance dashboard -----------------------------------------------------------------------------
+
+  // Colours of well-known series (states, wait event types, commit/rollback); others cycle COLORS.
+  const NAMED_COLORS = {
+    active: '#16a34a', 'idle in transaction': '#d97706', 'idle in transaction (aborted)': '#dc2626', idle: '#94a3b8',
+    'state not sampled': '#cbd5e1', CPU: '#16a34a', Lock: '#dc2626', LWLock: '#7c3aed', IO: '#2563eb', IPC: '#0891b2',
+    Client: '#d97706', Timeout: '#65a30d', BufferPin: '#db2777', Activity: '#4b5563', Extension: '#9333ea',
+    commit: '#2563eb', rollback: '#dc2626', used: '#2563eb', available: '#94a3b8',
+  };
+  function seriesColor(name, i) { return NAMED_COLORS[name] || COLORS[i % COLORS.length]; }
+
+  // Cumulative sums for a stacked chart: [xs, s1, s1+s2, ...]; a bucket where every series is null stays a gap.
+  function stackData(raw) {
+    const n = raw[0].length;
+    const any = new Array(n).fill(false);
+    for (let k = 1; k < raw.length; k++) for (let i = 0; i < n; i++) if (raw[k][i] !== null) any[i] = true;
+    const acc = new Array(n).fill(0);
+    const out = [raw[0]];
+    for (let k = 1; k < raw.length; k++) out.push(raw[k].map((v, i) => (any[i] ? (acc[i] += v === null ? 0 : v) : null)));
+    return out;
+  }
+
+  // The card of one dashboard chart, created on first use (in the order of the answer).
+  function dashCard(chart) {
+    let card = state.dash.plots.get(chart.id);
+    if (card) return card;
+    const box = make('section', 'dash-card');
+    box.dataset.testid = 'dash-card';
+    box.dataset.chart = chart.id;
+    const head = make('div', 'dash-head');
+    const now = make('span', 'dash-now');
+    now.dataset.testid = 'dash-now-' + chart.id;
+    head.append(make('h3', null, chart.title), now);
+    const chartEl = make('div', 'dash-chart');
+    chartEl.dataset.testid = 'dash-chart-' + chart.id;
+    chartEl.dataset.points = '0';
+    const note = make('p', 'dash-note not-collected');
+    note.dataset.testid = 'dash-note-' + chart.id;
+    note.hidden = true;
+    box.append(head, chartEl, note);
+    el.dashGrid.append(box);
+    card = { box, now, chartEl, note, plot: null, plotKey: '', raw: null, window: [0, 0] };
+    state.dash.plots.set(chart.id, card);
+    return card;
+  }
+
+  // Removes every dashboard card (another instance, theme or login).
+  function clearDashboard(message) {
+    for (const card of state.dash.plots.values()) if (card.plot) card.plot.destroy();
+    state.dash.plots.clear();
+    state.dash.key = '';
+    el.dashGrid.replaceChildren();
+    el.dashFoot.textContent = '';
+    el.dashEmpty.textContent = message || '';
+    el.dashEmpty.hidden = !message;
+  }
+
+  // Draws (or updates) the uPlot chart of one dashboard card.
+  function drawDashChart(card, chart, ts, from, to) {
+    const raw = [ts, ...chart.series.map((s) => s.values)];
+    const data = chart.stacked ? stackData(raw) : raw;
+    card.raw = raw;
+    card.window = [from, to];
+    const key = chart.series.map((s) => s.name).join('|') + '|' + state.dash.key;
+    card.note.hidden = true;
+    if (card.plot && card.plotKey === key) { card.plot.setData(data); return; }
+    if (card.plot) card.plot.destroy();
+    const unit = chart.unit;
+    // a hit ratio lives near 100 %: from one point below its minimum up to 100; everything else from 0
+    const yRange = chart.id === 'cache' ? (u, min, max) => [Math.max(0, Math.floor(min) - 1), 100]
+      : (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
+    const opts = {
+      width: Math.max(240, card.chartEl.clientWidth),
+      height: DASH_HEIGHT,
+      scales: {
+        x: { time: true, range: () => card.window },
+        y: { range: yRange },
+      },
+      legend: { live: true },
+      cursor: { drag: { x: false, y: false } },
+      series: [
+        { label: 'time' },
+        ...chart.series.map((s, i) => {
+          const color = seriesColor(s.name, i);
+          return {
+            label: s.name, stroke: color, width: 1.5, spanGaps: !chart.stacked, points: { show: false },
+            fill: chart.stacked ? color + '66' : undefined,
+            value: (u, v, si, idx) => (idx === null || idx === undefined ? '–' : formatValue(card.raw[si][idx], unit)),
+          };
+        }),
+      ],
+      bands: chart.stacked ? chart.series.slice(1).map((s, i) => ({ series: [i + 2, i + 1] })) : [],
+      axes: [
+        { stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { stroke: gridColor() } },
+        {
+          // as wide as the longest label (about 7 px a character, plus the ticks)
+          stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { stroke: gridColor() },
+          size: (u, values) => (values && values.length ? Math.max(...values.map((v) => String(v).length)) * 7 + 20 : 50),
+          values: (u, splits) => splits.map((v) => formatValue(v, unit === 'sessions' ? '' : unit)),
+        },
+      ],
+    };
+    card.plot = new uPlot(opts, data, card.chartEl);
+    card.plotKey = key;
+  }
+
+  // The headline of a card: the latest total of a stacked chart, else the latest value of each series.
+  function dashNow(chart) {
+    if (chart.id === 'memory') {
+      const [used, avail] = chart.series.map((s) => lastValue(s.values));
+      return used === null ? '' : 'used ' + formatValue(used, 'bytes') + (avail === null ? '' : ' of ' + formatValue(used + avail, 'bytes'));
+    }
+    if (chart.stacked) {
+      const n = chart.series.length ? chart.series[0].values.length : 0;
+      for (let i = n - 1; i >= 0; i--) {
+        const vals = chart.series.map((s) => s.values[i]).filter((v) => v !== null);
+        if (vals.length) return 'now ' + formatValue(vals.reduce((a, b) => a + b, 0), chart.unit);
+      }
+      return '';
+    }
+    const parts = chart.series.slice(0, 3).map((s) => [s.name, lastValue(s.values)]).filter(([, v]) => v !== null);
+    if (parts.length === 1) return 'now ' + formatValue(parts[0][1], chart.unit);
+    return parts.map(([name, v]) => name + ' ' + formatValue(v, chart.unit)).join(' · ');
+  }
+
+  // Shows a dashboard answer: one card per chart, a chart or a plain sentence saying why there is none.
+  function renderDashboard(body, from, to) {
+    el.dashEmpty.hidden = true;
+    const ts = body.ts || [];
+    let lastTs = 0;
+    for (const chart of body.charts || []) {
+      const card = dashCard(chart);
+      const points = chart.series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0);
+      for (const s of chart.series) s.values.forEach((v, i) => { if (v !== null && ts[i] > lastTs) lastTs = ts[i]; });
+      card.chartEl.dataset.points = String(points);
+      card.chartEl.dataset.collected = String(chart.collected);
+      card.box.classList.toggle('empty', !chart.collected || points === 0);
+      if (!chart.collected || points === 0) {
+        if (card.plot) { card.plot.destroy(); card.plot = null; card.plotKey = ''; }
+        card.note.textContent = !chart.collected ? 'Not collected: ' + chart.note
+          : chart.id === 'waits' ? 'No session was active in the samples of the last ' + RANGES[state.range] + '.'
+            : 'No data in the last ' + RANGES[state.range] + '.';
+        card.note.hidden = false;
+        card.now.textContent = '';
+        continue;
+      }
+      drawDashChart(card, chart, ts, from, to);
+      card.now.textContent = dashNow(chart);
+    }
+    el.dashGrid.dataset.refreshes = String(state.dash.refreshes);
+    el.dashGrid.dataset.lastTs = String(lastTs);
+    el.dashGrid.dataset.tier = body.tier || '';
+    el.dashFoot.textContent = 'Last ' + RANGES[state.range] + ' · ' + body.step + ' s buckets from ' +
+      (body.tier === 'raw' ? 'raw samples' : (body.tier || '?') + ' rollups') +
+      ' · counters as per-second rates · updated ' + new Date().toLocaleTimeString();
+  }
+
+  // Loads the selected instance's dashboard (GET .../dashboard) over the chosen range: every refresh up to
+  // an hour, every SLOW_REFRESH_MS beyond (rollups).
+  async function refreshDashboard(generation) {
+    if (state.selectedId === null) { clearDashboard('Choose an instance on the left to see its dashboard.'); return; }
+    const key = state.selectedId + '|' + state.range;
+    if (key !== state.dash.key) clearDashboard('');
+    if (key === state.dash.key && state.range > RAW_MAX_SECONDS && Date.now() - state.dash.fetched < SLOW_REFRESH_MS) return;
+    const to = Date.now() / 1000;
+    const from = to - state.range;
+    const body = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/dashboard?' +
+      new URLSearchParams({ from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString() }));
+    if (generation !== state.generation) return;
+    state.dash.key = key;
+    state.dash.fetched = Date.now();
+    state.dash.refreshes++;
+    renderDashboard(body, from, to);
+  }
+
+  // --- tables and indexes -----------------------------------------------------------------------------
+
+  // Loads the tables and indexes of the selected instance (GET .../tables, the last 15 minutes), at most
+  // every TABLES_REFRESH_MS: objects arrive once a minute.
+  async function refreshTables(generation) {
+    if (state.selectedId === null) return;
+    const key = String(state.selectedId);
+    if (key === state.tablesKey && Date.now() - state.tablesFetched < TABLES_REFRESH_MS) return;
+    const body = await api('/api/instances/' + encodeURIComponent(state.selectedId) + '/tables');
+    if (generation !== state.generation) return;
+    state.tables = body;
+    state.tablesKey = key;
+    state.tablesFetched = Date.now();
+    renderTables();
+  }
+
+  // Compares two rows by state.sort[which] (numbers numerically, nulls last, text alphabetically).
+  function rowOrder(which) {
+    const { key, desc } = state.sort[which];
+    return (a, b) => {
+      const x = a[key], y = b[key];
+      if (x === null || x === undefined) return (y === null || y === undefined) ? 0 : 1;
+      if (y === null || y === undefined) return -1;
+      const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+      return desc ? -c : c;
+    };
+  }
+
+  // Marks the sorted column of a table's header (aria-sort).
+  function markSort(tableId, which) {
+    for (const th of document.querySelectorAll('#' + tableId + ' th')) {
+      const on = th.dataset.key === state.sort[which].key;
+      if (on) th.setAttribute('aria-sort', state.sort[which].desc ? 'descending' : 'ascending');
+      else th.removeAttribute('aria-sort');
+    }
+  }
+
+  // A percentage cell from a ratio.
+  function pct(ratio) { return ratio === null || ratio === undefined ? '–' : round3(100 * ratio) + ' %'; }
+
+  // Draws the tables and indexes of state.tables, filtered and sorted.
+  function renderTables() {
+    const data = state.tables || { tables: [], indexes: [] };
+    const q = state.tablesFilter.trim().toLowerCase();
+    const hit = (...vals) => !q || vals.some((v) => String(v || '').toLowerCase().includes(q));
+    const tables = data.tables.map((r) => Object.assign({ name: r.schema_name + '.' + r.table_name }, r))
+      .filter((r) => hit(r.datname, r.schema_name, r.table_name)).sort(rowOrder('tables'));
+    el.tablesRows.replaceChildren(...tables.map((r) => {
+      const tr = make('tr', r.dead_ratio > 0.2 ? 'warn' : null);
+      tr.dataset.testid = 'table-row';
+      tr.dataset.name = r.name;
+      tr.title = 'sampled ' + ago(r.sampled_at);
+      tr.append(cell(r.name, 'query'), cell(r.datname), cell(formatValue(r.size_bytes, 'bytes'), 'num'),
+        cell(formatValue(r.n_live_tup, ''), 'num'), cell(formatValue(r.n_dead_tup, ''), 'num'), cell(pct(r.dead_ratio), 'num'),
+        cell(formatValue(r.seq_scan, ''), 'num'), cell(formatValue(r.idx_scan, ''), 'num'), cell(pct(r.idx_scan_share), 'num'),
+        cell(r.vacuum_age_seconds === null ? 'never' : duration(r.vacuum_age_seconds) + ' ago', 'num'),
+        cell(formatValue(r.relfrozenxid_age, ''), 'num'));
+      return tr;
+    }));
+    const indexes = data.indexes.map((r) => Object.assign({ name: r.schema_name + '.' + r.index_name,
+      table: r.schema_name + '.' + r.table_name }, r))
+      .filter((r) => hit(r.datname, r.schema_name, r.table_name, r.index_name)).sort(rowOrder('indexes'));
+    el.indexesRows.replaceChildren(...indexes.map((r) => {
+      const tr = make('tr', r.invalid ? 'warn' : null);
+      tr.dataset.testid = 'index-row';
+      tr.dataset.name = r.name;
+      tr.title = 'sampled ' + ago(r.sampled_at);
+      tr.append(cell(r.name, 'query'), cell(r.table), cell(r.datname), cell(formatValue(r.size_bytes, 'bytes'), 'num'),
+        cell(formatValue(r.idx_scan, ''), 'num'), cell(r.invalid ? 'INVALID' : 'yes', r.invalid ? 'flag' : null));
+      return tr;
+    }));
+    markSort('tables-table', 'tables');
+    markSort('indexes-table', 'indexes');
+    const none = state.tables === null ? 'Loading…'
+      : 'No table statistics from this instance in the last 15 minutes (the agent\u2019s objects collector sends them once a minute).';
+    el.tablesEmpty.textContent = data.tables.length ? 'No table matches the filter.' : none;
+    el.tablesEmpty.hidden = tables.length > 0;
+    el.indexesEmpty.textContent = data.indexes.length ? 'No index matches the filter.' : 'No index statistics in the last 15 minutes.';
+    el.indexesEmpty.hidden = indexes.length > 0;
+    el.tablesCount.textContent = state.tables === null ? '' : tables.length + ' of ' + data.tables.length + ' tables · ' +
+      indexes.length + ' of ' + data.indexes.length + ' indexes';
+  }
+
+  // --- operator actions: commands for the selected instance's agent -----------------------------------
+
+  // Shows the buttons to operators and admins (the gateway and the database refuse viewers anyway).
+  function renderOperatorActions() {
+    const allowed = !!state.session && (state.session.role === 'operator' || state.session.role === 'admin');
+    el.operatorActions.hidden = !allowed || state.selectedId === null;
+    for (const b of el.operatorActions.querySelectorAll('button')) b.disabled = !!state.command;
+  }
+
+  // Sets the command status line: its text and data-state (pending, done, failed, expired, error).
+  function setCommandStatus(st, text) {
+    el.commandStatus.textContent = text;
+    el.commandStatus.dataset.state = st;
+    el.commandStatus.className = 'command-status ' + st;
+  }
+
+  // One line for a finished command of fleet.commands.
+  function describeCommand(row) {
+    const took = row.finished_at ? ' in ' + round3(Math.max(0, (Date.parse(row.finished_at) - Date.parse(row.created_at)) / 1000)) + ' s' : '';
+    if (row.state === 'done') {
+      const out = row.output && Object.keys(row.output).length ? ' · ' + JSON.stringify(row.output) : '';
+      return row.kind + ': done' + took + out;
+    }
+    if (row.state === 'failed') return row.kind + ': failed' + took + (row.message ? ' · ' + row.message : '');
+    return row.kind + ': expired before the agent answered';
+  }
+
+  // Queues a command (POST .../commands) and watches for its result.
+  async function sendCommand(kind) {
+    const id = state.selectedId;
+    if (id === null || state.command) return;
+    state.command = { id: null, kind, instanceId: id, since: Date.now() };
+    renderOperatorActions();
+    setCommandStatus('pending', kind + ': sending…');
+    try {
+      const r = await api('/api/instances/' + encodeURIComponent(id) + '/commands', { kind });
+      state.command.id = r.command_id;
+      setCommandStatus('pending', kind + ': queued, waiting for the agent…');
+      pollCommand(state.command);
+    } catch (e) {
+      state.command = null;
+      renderOperatorActions();
+      if (e instanceof LoginRequired) { showLogin('Your session has ended; please log in again.'); return; }
+      setCommandStatus('error', kind + ': ' + e.message);
+    }
+  }
+
+  // Polls GET .../commands every COMMAND_POLL_MS until the command c is done, failed or expired (or
+  // COMMAND_WAIT_MS passed), then shows the result.
+  let commandTimer = null;
+  async function pollCommand(c) {
+    clearTimeout(commandTimer);
+    if (state.command !== c) return;
+    let row = null;
+    try {
+      const rows = await api('/api/instances/' + encodeURIComponent(c.instanceId) + '/commands?limit=20');
+      if (state.command !== c) return;
+      row = rows.find((r) => r.command_id === c.id) || null;
+    } catch (e) {
+      if (state.command !== c) return;
+      if (e instanceof LoginRequired) { state.command = null; return; }
+      setCommandStatus('pending', c.kind + ': ' + e.message + ' (retrying)');
+    }
+    const finished = row && ['done', 'failed', 'expired'].includes(row.state);
+    if (finished || Date.now() - c.since > COMMAND_WAIT_MS) {
+      state.command = null;
+      renderOperatorActions();
+      if (finished) setCommandStatus(row.state, describeCommand(row));
+      else setCommandStatus('error', c.kind + ': no answer from the agent within ' + COMMAND_WAIT_MS / 1000 +
+        ' s (state ' + (row ? row.state : 'unknown') + '); it may still arrive (fleet.commands)');
+      return;
+    }
+    if (row) setCommandStatus('pending', c.kind + ': ' + row.state + ', waiting for the agent…');
+    commandTimer = setTimeout(() => pollCommand(c), COMMAND_POLL_MS);
+  }
+
   // Runs refresh() now and then every REFRESH_MS; errors are shown, the loop keeps going. A call while a
   // refresh is in flight does not start a second one: it makes the running one repeat right away.
   let running = false;
@@ -600,7 +1051,14 @@
     state.generation++;
     state.metrics = [];
     state.settings = null;
+    state.tables = null;
+    state.tablesKey = '';
+    state.command = null;
+    clearTimeout(commandTimer);
+    setCommandStatus('', '');
     destroyPlot();
+    clearDashboard('');
+    renderTables();
     renderInstances();
     renderDetailHeader();
     loop();
@@ -612,6 +1070,12 @@
       if (state.plot) state.plot.setSize({ width: Math.max(300, el.chart.clientWidth), height: CHART_HEIGHT });
     });
     ro.observe(el.chart);
+    const dash = new ResizeObserver(() => {
+      for (const card of state.dash.plots.values()) {
+        if (card.plot) card.plot.setSize({ width: Math.max(240, card.chartEl.clientWidth), height: DASH_HEIGHT });
+      }
+    });
+    dash.observe(el.dashGrid);
   }
 
   // Applies a theme ('light' or 'dark') and remembers it.
@@ -619,13 +1083,23 @@
     document.documentElement.dataset.theme = theme;
     el.themeToggle.textContent = theme === 'dark' ? 'Light theme' : 'Dark theme';
     if (remember) { try { localStorage.setItem('pgfleet-theme', theme); } catch (e) { /* private mode */ } }
-    if (state.plot) { destroyPlot(); el.chart.dataset.points = '0'; loop(); }  // redraw with the theme's colours
+    if (state.plot || state.dash.plots.size) {  // redraw with the theme's colours
+      destroyPlot();
+      el.chart.dataset.points = '0';
+      clearDashboard('');
+      loop();
+    }
   }
 
   // Shows the login form (optionally with a message) and stops refreshing.
   function showLogin(message) {
     clearTimeout(state.timer);
+    clearTimeout(commandTimer);
     state.session = null;
+    state.command = null;
+    state.sparks = null;
+    setCommandStatus('', '');
+    clearDashboard('');
     el.appView.hidden = true;
     el.loginView.hidden = false;
     el.user.hidden = true;
@@ -682,6 +1156,23 @@
     });
     el.search.addEventListener('input', () => { state.search = el.search.value; renderInstances(); });
     el.settingsSearch.addEventListener('input', () => { state.settingsFilter = el.settingsSearch.value; renderSettings(); });
+    el.tablesSearch.addEventListener('input', () => { state.tablesFilter = el.tablesSearch.value; renderTables(); });
+    for (const [tableId, which] of [['tables-table', 'tables'], ['indexes-table', 'indexes']]) {
+      for (const th of document.querySelectorAll('#' + tableId + ' th')) {
+        th.tabIndex = 0;
+        const sortBy = () => {
+          const cur = state.sort[which];
+          state.sort[which] = cur.key === th.dataset.key ? { key: cur.key, desc: !cur.desc }
+            : { key: th.dataset.key, desc: th.classList.contains('num') };
+          renderTables();
+        };
+        th.addEventListener('click', sortBy);
+        th.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); sortBy(); } });
+      }
+    }
+    for (const b of el.operatorActions.querySelectorAll('button')) {
+      b.addEventListener('click', () => sendCommand(b.dataset.kind));
+    }
     for (const b of document.querySelectorAll('.tabs button')) {
       b.addEventListener('click', () => {
         if (state.view === b.dataset.view) return;
