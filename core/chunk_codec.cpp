@@ -193,8 +193,10 @@ void encode_with_mode(const int64_t *ts_ms, const double *values, size_t n, uint
     BitWriter w(out);
     int64_t prev_delta = 0;
     for (size_t i = 1; i < n; i++) {
-        int64_t delta = ts_ms[i] - ts_ms[i - 1];
-        write_dod(w, delta - prev_delta);
+        /* wrapping arithmetic, as in decode: extreme timestamps (anything the decoder accepted) round-trip
+         * modulo 2^64 without signed overflow */
+        int64_t delta = static_cast<int64_t>(static_cast<uint64_t>(ts_ms[i]) - static_cast<uint64_t>(ts_ms[i - 1]));
+        write_dod(w, static_cast<int64_t>(static_cast<uint64_t>(delta) - static_cast<uint64_t>(prev_delta)));
         prev_delta = delta;
     }
 

@@ -137,3 +137,18 @@ TEST(ChunkCodec, EveryBucketEdgeRoundTrips)
         }
     }
 }
+
+/* Found by the fuzzer (tests/fuzz/regression-chunk-ts-overflow): timestamps whose differences overflow
+ * int64 must round-trip (wrapping arithmetic on both sides), not hit signed overflow. */
+TEST(ChunkCodec, ExtremeTimestampsRoundTrip)
+{
+    const int64_t ts[] = {INT64_MIN + 1, -1, 0, INT64_MAX - 1, INT64_MAX};
+    const double values[] = {1, 2, 3, 4, 5};
+    std::string out, error;
+    ASSERT_TRUE(pgfleet::chunk::encode(ts, values, 5, out, error)) << error;
+    std::vector<int64_t> ts2;
+    std::vector<double> values2;
+    ASSERT_TRUE(pgfleet::chunk::decode(out.data(), out.size(), ts2, values2, error)) << error;
+    EXPECT_EQ(ts2, std::vector<int64_t>(ts, ts + 5));
+    EXPECT_EQ(values2, std::vector<double>(values, values + 5));
+}
