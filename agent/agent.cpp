@@ -18,7 +18,11 @@
 //   objects     every [collectors.objects] interval (default 60 s): per-table/index/sequence/function
 //               samples of the connected database, only the objects that changed (all of them every
 //               full_refresh_seconds) -> "metrics" (batches of at most kMaxObjectSamplesPerBatch samples)
-//   events      whenever something happened (collector unavailable, spool drops, restarts) -> "events"
+//   patroni     every [patroni] interval when a url is configured: this node's Patroni REST API (/patroni,
+//               /cluster over libcurl, bounded by the poll's budget), only the series that changed ->
+//               "metrics"; leader and member changes -> events (agent/patroni.cpp)
+//   events      whenever something happened (collector unavailable, spool drops, restarts, Patroni leader
+//               or member changes) -> "events"
 //   commands    fleet.cmd.<agent_id> (ping, collect_now), executed between collections -> "results"
 // Every envelope gets the next batch_seq of this boot, is written to the spool, and the spool is then
 // drained oldest first until the first failure; the subject's kind comes from the envelope's payload.
@@ -34,6 +38,7 @@
 #include "agent/batch.h"
 #include "agent/log.h"
 #include "agent/nats_sink.h"
+#include "agent/patroni.h"
 #include "agent/pg_collectors.h"
 #include "agent/pg_source.h"
 #include "agent/procfs.h"
@@ -168,8 +173,10 @@ public:
           clock_ticks_per_second_(static_cast<double>(sysconf(_SC_CLK_TCK))),
           page_size_(static_cast<uint64_t>(sysconf(_SC_PAGESIZE))),
           postgres_(config.postgres_conninfo, stop_requested),
-          nats_(config.nats_url, g_wake_pipe[1]) {
+          nats_(config.nats_url, g_wake_pipe[1]),
+          patroni_(stop_requested) {
         nats_.set_inbox_prefix("_INBOX_" + config.agent_id);
+        patroni_.configure(config.patroni);
     }
 
     // Runs the loop (see run_agent).
@@ -184,6 +191,7 @@ private:
     void run_activity_sample(int64_t now_ms, bool flush);
     void run_inventory(int64_t now_ms);
     void run_objects(int64_t now_ms);
+    void run_patroni(int64_t now_ms);
     void add_host_metrics();
     void add_postgres_metrics(int64_t now_ms);
     void add_self_metrics();
@@ -196,6 +204,7 @@ private:
     // Events and commands.
     void add_event(const char *kind, const char *severity, const std::string &message,
                    std::initializer_list<std::pair<const char *, std::string>> attributes);
+    wire::v1::Event *new_event(const char *kind, const char *severity, const std::string &message);
     void flush_events(int64_t now_ms);
     void report_spool_drops();
     void handle_commands();
@@ -229,6 +238,9 @@ private:
     ServerMetricsCollector server_metrics_;
     InventoryCollector inventory_;
     ObjectsCollector objects_;
+    PatroniCollector patroni_;
+    std::vector<PatroniSample> patroni_samples_;
+    std::vector<PatroniEvent> patroni_events_;
     int64_t postmaster_start_ms_ = 0;
 
     // Reused between intervals.
@@ -256,6 +268,7 @@ private:
     int64_t next_run_ms_[kCollectorCount] = {};
     int64_t next_activity_sample_ms_ = 0;
     int64_t next_pg_retry_ms_ = 0;
+    int64_t next_patroni_ms_ = 0;
 
     // The agent's own counters (agent.* series).
     double collect_seconds_[kCollectorCount] = {};
@@ -266,6 +279,9 @@ private:
     uint64_t spool_write_errors_ = 0;
     uint64_t commands_executed_ = 0;
     uint64_t commands_dropped_reported_ = 0;
+    double patroni_collect_seconds_ = 0;
+    bool patroni_collected_ = false;
+    uint64_t patroni_errors_ = 0;
 
     // Outage state: each is logged once when it starts and once when it ends.
     bool postgres_down_ = false;
@@ -275,6 +291,7 @@ private:
     bool inventory_failing_ = false;
     bool objects_failing_ = false;
     bool objects_cut_logged_ = false;
+    bool patroni_down_ = false;
     std::string server_metrics_errors_;
     bool nats_down_ = false;
     bool proc_stat_broken_ = false;
@@ -462,6 +479,10 @@ void Agent::add_self_metrics() {
         if (collected_[i])
             builder_.add("agent.collect.seconds", GAUGE, "seconds", {{"collector", kCollectorNames[i]}},
                          collect_seconds_[i]);
+    if (patroni_collected_)
+        builder_.add("agent.collect.seconds", GAUGE, "seconds", {{"collector", "patroni"}}, patroni_collect_seconds_);
+    if (config_.patroni.active() || patroni_errors_ > 0)
+        builder_.add("agent.patroni.errors", COUNTER, "", {}, static_cast<double>(patroni_errors_));
     builder_.add("agent.queries", COUNTER, "", {}, static_cast<double>(postgres_.query_count()));
     builder_.add("agent.bytes_sent", COUNTER, "bytes", {}, static_cast<double>(nats_.bytes_sent()));
     builder_.add("agent.spool.bytes", GAUGE, "bytes", {}, static_cast<double>(spool_.bytes()));
@@ -673,6 +694,58 @@ void Agent::run_objects(int64_t now_ms) {
                 objects_.tracked());
 }
 
+void Agent::run_patroni(int64_t now_ms) {
+    int64_t started = monotonic_now_ms();
+    patroni_samples_.clear();
+    patroni_events_.clear();
+    std::string error;
+    PatroniPoll result = patroni_.collect(now_ms, &patroni_samples_, &patroni_events_, &error);
+    patroni_collect_seconds_ = (monotonic_now_ms() - started) / 1000.0;
+    patroni_collected_ = true;
+    if (stop_requested()) return;  // a request cut short by SIGTERM is neither an outage nor data
+    if (result != PatroniPoll::ok) {
+        patroni_errors_++;
+        errors_++;
+        if (!patroni_down_) {
+            log_message(LogLevel::warning, "cannot read Patroni's REST API: %s; other collectors go on, retrying every %d s",
+                        error.c_str(), config_.patroni.interval_seconds);
+            add_event("collector.unavailable", "warning", "patroni collector not available: " + error,
+                      {{"collector", "patroni"}, {"reason", error}});
+            patroni_down_ = true;
+        }
+    } else if (patroni_down_) {
+        log_message(LogLevel::log, "Patroni's REST API answers again");
+        add_event("collector.available", "info", "patroni collector is available again", {{"collector", "patroni"}});
+        patroni_down_ = false;
+    }
+    for (const PatroniEvent &patroni_event : patroni_events_) {
+        log_message(LogLevel::log, "%s", patroni_event.message.c_str());
+        wire::v1::Event *event = new_event(patroni_event.kind.c_str(), patroni_event.severity.c_str(),
+                                           patroni_event.message);
+        if (event == nullptr) break;
+        for (const auto &[name, value] : patroni_event.attributes) (*event->mutable_attributes())[name] = value;
+    }
+    if (patroni_samples_.empty()) return;  // nothing changed
+    uint64_t batch_seq = next_batch_seq_++;
+    builder_.begin(config_.agent_id, config_.namespace_name, boot_id_, batch_seq, now_ms);
+    for (const PatroniSample &sample : patroni_samples_) {
+        LabelRef member{"member", sample.member};
+        LabelRef scope{"scope", sample.scope};
+        if (sample.member.empty() && sample.scope.empty())
+            builder_.add(sample.metric, GAUGE, sample.unit, {}, sample.value);
+        else if (sample.member.empty())
+            builder_.add(sample.metric, GAUGE, sample.unit, {scope}, sample.value);
+        else if (sample.scope.empty())
+            builder_.add(sample.metric, GAUGE, sample.unit, {member}, sample.value);
+        else
+            builder_.add(sample.metric, GAUGE, sample.unit, {member, scope}, sample.value);
+    }
+    const std::string &bytes = builder_.seal();
+    log_message(LogLevel::debug, "patroni: %zu changed series in batch %llu", patroni_samples_.size(),
+                static_cast<unsigned long long>(batch_seq));
+    store(batch_seq, bytes);
+}
+
 wire::v1::Envelope &Agent::begin_envelope(int64_t now_ms) {
     envelope_.Clear();
     envelope_.set_schema_major(kSchemaMajor);
@@ -733,15 +806,21 @@ void Agent::store(uint64_t batch_seq, const std::string &bytes) {
     }
 }
 
-void Agent::add_event(const char *kind, const char *severity, const std::string &message,
-                      std::initializer_list<std::pair<const char *, std::string>> attributes) {
-    if (pending_events_.size() >= kMaxPendingEvents) return;
+wire::v1::Event *Agent::new_event(const char *kind, const char *severity, const std::string &message) {
+    if (pending_events_.size() >= kMaxPendingEvents) return nullptr;
     wire::v1::Event &event = pending_events_.emplace_back();
     event.set_ts_unix_ms(wall_clock_ms());
     event.set_kind(kind);
     event.set_severity(severity);
     event.set_message(message);
-    for (const auto &[name, value] : attributes) (*event.mutable_attributes())[name] = value;
+    return &event;
+}
+
+void Agent::add_event(const char *kind, const char *severity, const std::string &message,
+                      std::initializer_list<std::pair<const char *, std::string>> attributes) {
+    wire::v1::Event *event = new_event(kind, severity, message);
+    if (event == nullptr) return;
+    for (const auto &[name, value] : attributes) (*event->mutable_attributes())[name] = value;
 }
 
 void Agent::report_spool_drops() {
@@ -781,6 +860,7 @@ void Agent::collect_now() {
     if (config_.collector(CollectorId::activity).enabled) run_activity_sample(now, true);
     if (config_.collector(CollectorId::inventory).enabled) run_inventory(now);
     if (config_.collector(CollectorId::objects).enabled) run_objects(now);
+    if (config_.patroni.active()) run_patroni(now);
 }
 
 void Agent::execute_command(const wire::v1::Command &command) {
@@ -854,22 +934,31 @@ void Agent::reload_config() {
         if (i == kStatements && fresh.collectors[i].enabled && !config_.collectors[i].enabled) statements_.forget();
         if (i == kObjects && fresh.collectors[i].enabled && !config_.collectors[i].enabled) objects_.forget();
     }
+    if (fresh.patroni != config_.patroni) {
+        if (fresh.patroni.active() != config_.patroni.active() ||
+            fresh.patroni.interval_seconds != config_.patroni.interval_seconds)
+            next_patroni_ms_ = 0;  // rescheduled below
+        if (!fresh.patroni.active()) patroni_down_ = false;
+        patroni_.configure(fresh.patroni);
+    }
     postgres_.set_conninfo(fresh.postgres_conninfo);
     config_ = fresh;
     int64_t now = wall_clock_ms();
     for (int i = 0; i < kCollectorCount; i++)
         if (next_run_ms_[i] == 0) next_run_ms_[i] = next_multiple(now, config_.collectors[i].interval_seconds * 1000LL);
     next_activity_sample_ms_ = next_multiple(now, config_.activity_sample_seconds * 1000LL);
+    if (next_patroni_ms_ == 0) next_patroni_ms_ = next_multiple(now, config_.patroni.interval_seconds * 1000LL);
     log_message(LogLevel::log,
                 "configuration reloaded: interval=%ds metrics=%s/%ds statements=%s/%ds activity=%s/%ds sample=%ds "
-                "inventory=%s/%ds spool_max_bytes=%llu objects=%s/%ds/refresh %ds",
+                "inventory=%s/%ds spool_max_bytes=%llu objects=%s/%ds/refresh %ds patroni=%s/%ds",
                 config_.interval_seconds, config_.collectors[0].enabled ? "on" : "off",
                 config_.collectors[0].interval_seconds, config_.collectors[1].enabled ? "on" : "off",
                 config_.collectors[1].interval_seconds, config_.collectors[2].enabled ? "on" : "off",
                 config_.collectors[2].interval_seconds, config_.activity_sample_seconds,
                 config_.collectors[3].enabled ? "on" : "off", config_.collectors[3].interval_seconds,
                 static_cast<unsigned long long>(config_.spool_max_bytes), config_.collectors[4].enabled ? "on" : "off",
-                config_.collectors[4].interval_seconds, config_.collectors[4].full_refresh_seconds);
+                config_.collectors[4].interval_seconds, config_.collectors[4].full_refresh_seconds,
+                config_.patroni.active() ? "on" : "off", config_.patroni.interval_seconds);
 }
 
 void Agent::note_publish_failure(const std::string &reason) {
@@ -991,6 +1080,7 @@ int Agent::run(bool once) {
     next_run_ms_[kActivity] = next_multiple(now, config_.collectors[kActivity].interval_seconds * 1000LL);
     next_run_ms_[kInventory] = now;
     next_run_ms_[kObjects] = now;
+    next_patroni_ms_ = now;
     next_activity_sample_ms_ = now;
     while (!stop_requested()) {
         if (g_hangup_received) {
@@ -1023,6 +1113,8 @@ int Agent::run(bool once) {
             int64_t period = config_.collectors[i].interval_seconds * 1000LL;
             if (next_run_ms_[i] - now > period) next_run_ms_[i] = next_multiple(now, period);  // clock stepped back
         }
+        if (next_patroni_ms_ - now > config_.patroni.interval_seconds * 1000LL)
+            next_patroni_ms_ = next_multiple(now, config_.patroni.interval_seconds * 1000LL);
         if (next_activity_sample_ms_ - now > config_.activity_sample_seconds * 1000LL)
             next_activity_sample_ms_ = next_multiple(now, config_.activity_sample_seconds * 1000LL);
 
@@ -1053,6 +1145,10 @@ int Agent::run(bool once) {
             if (objects.enabled) run_objects(now);
             next_run_ms_[kObjects] = next_multiple(wall_clock_ms(), objects.interval_seconds * 1000LL);
         }
+        if (now >= next_patroni_ms_ && !stop_requested()) {
+            if (config_.patroni.active()) run_patroni(now);
+            next_patroni_ms_ = next_multiple(wall_clock_ms(), config_.patroni.interval_seconds * 1000LL);
+        }
         report_spool_drops();
         flush_events(wall_clock_ms());
         if (!spool_.empty() && !stop_requested() && wall_clock_ms() >= next_drain_ms_) drain_spool();
@@ -1063,10 +1159,13 @@ int Agent::run(bool once) {
         now = wall_clock_ms();
         int64_t wake_at = std::min({next_run_ms_[kMetrics], next_run_ms_[kStatements], next_run_ms_[kInventory],
                                     next_run_ms_[kObjects], next_activity_sample_ms_});
+        if (config_.patroni.active()) wake_at = std::min(wake_at, next_patroni_ms_);
         if (!spool_.empty()) wake_at = std::min(wake_at, next_drain_ms_);
         wait_for_wakeup(wake_at - now);
     }
-    log_message(LogLevel::log, "shutting down: %zu batches left in the spool for the next start", spool_.size());
+    log_message(LogLevel::log,
+                "shutting down: %llu batches sealed in this boot (boot_id %s), %zu left in the spool for the next start",
+                static_cast<unsigned long long>(next_batch_seq_ - 1), boot_id_.c_str(), spool_.size());
     nats_.shutdown();
     return 0;
 }
@@ -1095,6 +1194,7 @@ bool install_signal_handlers(std::string *error) {
 }
 
 int run_agent(const AgentConfig &config, const std::string &config_path, bool once) {
+    patroni_global_init();  // before nats.c starts its threads
     Agent agent(config, config_path);
     return agent.run(once);
 }
@@ -1153,6 +1253,19 @@ int run_check(const AgentConfig &config) {
         all_ok = false;
     }
     postgres.disconnect();
+
+    if (config.patroni.active()) {
+        patroni_global_init();
+        PatroniCollector patroni(stop_requested);
+        patroni.configure(config.patroni);
+        std::string summary;
+        if (patroni.check(&summary, &error)) {
+            printf("patroni: ok (%s)\n", summary.c_str());
+        } else {
+            printf("patroni: failed: %s\n", error.c_str());
+            all_ok = false;
+        }
+    }
 
     NatsSink nats(config.nats_url, -1);
     nats.set_inbox_prefix("_INBOX_" + config.agent_id);

@@ -19,7 +19,8 @@ bool install_signal_handlers(std::string *error);
 // unpublished.
 int run_agent(const AgentConfig &config, const std::string &config_path, bool once);
 
-// Checks (read-only) the spool directory, PostgreSQL and NATS, printing one line per check on stdout; returns 0
+// Checks (read-only) the spool directory, PostgreSQL, Patroni's REST API (when [patroni] is configured) and
+// NATS, printing one line per check on stdout; returns 0
 // when everything passed, 1 otherwise. The configuration file itself was validated by the caller.
 int run_check(const AgentConfig &config);
 

@@ -84,6 +84,65 @@ void validate_nats_urls(const std::string &urls) {
     }
 }
 
+// Checks patroni.url: http:// or https://, a host, no query, fragment or white space. A trailing "/" is
+// dropped (the collector appends /patroni and /cluster).
+void validate_patroni_url(std::string *url) {
+    size_t scheme_end = url->find("://");
+    std::string scheme = scheme_end == std::string::npos ? "" : url->substr(0, scheme_end);
+    if (scheme != "http" && scheme != "https")
+        throw ConfigError("patroni.url must be an http:// or https:// url, got \"" + *url + "\"");
+    if (url->find_first_of(" \t\r\n?#") != std::string::npos)
+        throw ConfigError("patroni.url must not contain white space, a query or a fragment, got \"" + *url + "\"");
+    while (url->size() > scheme_end + 3 && url->back() == '/') url->pop_back();
+    size_t host_end = url->find('/', scheme_end + 3);
+    if (url->size() == scheme_end + 3 || host_end == scheme_end + 3)
+        throw ConfigError("patroni.url \"" + *url + "\" has no host");
+}
+
+// Parses the optional [patroni] table into *patroni (see config.h); default_interval is the top-level one.
+void parse_patroni(const toml::table &root, int default_interval, PatroniConfig *patroni) {
+    patroni->interval_seconds = default_interval;
+    if (root.get("patroni") == nullptr) return;
+    const toml::table &table = get_table(root, "patroni");
+    reject_unknown_keys(table, "patroni",
+                        {"url", "enabled", "interval_seconds", "full_refresh_seconds", "timeout_seconds", "member",
+                         "ca_file", "cert_file", "key_file", "username", "password"});
+    patroni->enabled = true;
+    if (const toml::node *enabled = table.get("enabled")) {
+        const auto *value = enabled->as_boolean();
+        if (value == nullptr) throw ConfigError("patroni.enabled must be true or false");
+        patroni->enabled = value->get();
+    }
+    patroni->interval_seconds = static_cast<int>(
+        get_integer(table, "interval_seconds", "patroni.interval_seconds", 1, 3600, default_interval));
+    patroni->full_refresh_seconds =
+        static_cast<int>(get_integer(table, "full_refresh_seconds", "patroni.full_refresh_seconds", 1, 86400, 600));
+    patroni->timeout_seconds =
+        static_cast<int>(get_integer(table, "timeout_seconds", "patroni.timeout_seconds", 1, 60, 2));
+    patroni->url = get_string(table, "url", "patroni.url", patroni->enabled, "");
+    if (!patroni->url.empty()) validate_patroni_url(&patroni->url);
+    patroni->member = get_string(table, "member", "patroni.member", false, "");
+    patroni->username = get_string(table, "username", "patroni.username", false, "");
+    patroni->password = get_string(table, "password", "patroni.password", false, "");
+    if (patroni->username.empty() != patroni->password.empty())
+        throw ConfigError("patroni.username and patroni.password must be given together");
+    const bool https = patroni->url.rfind("https://", 0) == 0;
+    struct {
+        const char *key;
+        std::string *value;
+    } files[] = {{"ca_file", &patroni->ca_file}, {"cert_file", &patroni->cert_file}, {"key_file", &patroni->key_file}};
+    for (auto &file : files) {
+        std::string display = std::string("patroni.") + file.key;
+        *file.value = get_string(table, file.key, display, false, "");
+        if (file.value->empty()) continue;
+        if ((*file.value)[0] != '/')
+            throw ConfigError(display + " must be an absolute path, got \"" + *file.value + "\"");
+        if (!https && !patroni->url.empty()) throw ConfigError(display + " needs an https:// patroni.url");
+    }
+    if (!patroni->key_file.empty() && patroni->cert_file.empty())
+        throw ConfigError("patroni.key_file needs patroni.cert_file");
+}
+
 }  // namespace
 
 bool is_valid_subject_token(std::string_view name) {
@@ -108,7 +167,7 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
     }
 
     reject_unknown_keys(root, "", {"agent_id", "namespace", "interval_seconds", "spool_dir", "spool_max_bytes",
-                                   "activity_sample_seconds", "postgres", "nats", "collectors"});
+                                   "activity_sample_seconds", "postgres", "nats", "collectors", "patroni"});
     const toml::table &postgres = get_table(root, "postgres");
     const toml::table &nats = get_table(root, "nats");
     reject_unknown_keys(postgres, "postgres", {"conninfo"});
@@ -182,6 +241,7 @@ AgentConfig parse_config(std::string_view toml_text, std::string_view source_nam
 
     config.nats_url = get_string(nats, "url", "nats.url", false, "nats://127.0.0.1:4222");
     validate_nats_urls(config.nats_url);
+    parse_patroni(root, config.interval_seconds, &config.patroni);
     return config;
 }
 

@@ -17,6 +17,16 @@
 //   conninfo = "host=/run/postgresql port=5432 dbname=postgres"   # required, a libpq connection string
 //   [nats]
 //   url = "nats://127.0.0.1:4222"   # optional (default shown), comma-separated nats:// or tls:// URLs
+//   [patroni]                       # optional: the Patroni collector (agent/patroni.h), off without it
+//   url = "http://127.0.0.1:8008"   # required unless enabled = false: this node's Patroni REST API
+//   enabled = true                  # optional (default true)
+//   interval_seconds = 10           # optional (default: the top-level interval_seconds), 1..3600
+//   full_refresh_seconds = 600      # optional (default 600), 1..86400: every series is sent at least this often
+//   timeout_seconds = 2             # optional (default 2), 1..60: budget of one poll (both requests together;
+//                                   # never more than interval_seconds)
+//   member = "node1"                # optional: this node's member name when Patroni's answers cannot tell
+//   ca_file, cert_file, key_file    # optional absolute paths: CA bundle, client certificate and key (https)
+//   username, password              # optional: HTTP basic authentication (both or neither)
 //
 // Unknown keys are rejected (a typo must not silently fall back to a default). Every error names the key
 // and says why, in lower case, so the caller can print
@@ -42,6 +52,33 @@ struct CollectorConfig {
     int full_refresh_seconds = 600;  // objects only: every object is sent at least this often
 };
 
+// The [patroni] table: where and how to read Patroni's REST API (GET /patroni and /cluster).
+struct PatroniConfig {
+    std::string url;  // "" when the table is absent: the collector is off
+    bool enabled = false;
+    int interval_seconds = 0;
+    int full_refresh_seconds = 600;
+    int timeout_seconds = 2;
+    std::string member;
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    std::string username;
+    std::string password;
+
+    // True when the Patroni collector runs.
+    bool active() const { return enabled && !url.empty(); }
+    // Budget of one poll in milliseconds: timeout_seconds, but never more than the interval.
+    int budget_ms() const { return 1000 * (timeout_seconds < interval_seconds ? timeout_seconds : interval_seconds); }
+    bool operator==(const PatroniConfig &o) const {
+        return url == o.url && enabled == o.enabled && interval_seconds == o.interval_seconds &&
+               full_refresh_seconds == o.full_refresh_seconds && timeout_seconds == o.timeout_seconds &&
+               member == o.member && ca_file == o.ca_file && cert_file == o.cert_file && key_file == o.key_file &&
+               username == o.username && password == o.password;
+    }
+    bool operator!=(const PatroniConfig &o) const { return !(*this == o); }
+};
+
 struct AgentConfig {
     std::string agent_id;
     std::string namespace_name = "default";
@@ -52,6 +89,7 @@ struct AgentConfig {
     uint64_t spool_max_bytes = 256ull << 20;
     int activity_sample_seconds = 1;
     CollectorConfig collectors[kCollectorCount];
+    PatroniConfig patroni;
 
     const CollectorConfig &collector(CollectorId id) const { return collectors[static_cast<int>(id)]; }
 };

@@ -198,3 +198,73 @@ pf_finish() {
   echo "$PF_PASSED passed, $PF_FAILED failed"
   [ "$PF_FAILED" -eq 0 ] && [ "$PF_PASSED" -gt 0 ]
 }
+
+# --- a PostgreSQL of the test's own to monitor, and free ports ------------------------------------------
+#   pf_free_ports N                 N distinct free TCP ports on 127.0.0.1, space-separated
+#   pf_mon_pg_start DIR [SETTING...]
+#                                   starts (after initdb, the first time) a PostgreSQL 15 as the stack's user
+#                                   on a Unix socket in DIR/run only, pg_stat_statements preloaded and created
+#                                   in database postgres; sets PF_MON_DIR and PF_MON_PORT
+#   pf_mon_ctl ARGS...              pg_ctl -D DIR/data ARGS as the stack's user (restart, stop, start)
+#   pf_mon_psql SQL                 like pf_psql, against the monitored PostgreSQL
+#   pf_mon_pg_stop                  immediate stop if it runs (for EXIT traps); idempotent
+#   pf_agent_monitor DIR            points DIR/agent.toml (pf_agent_config) at the monitored PostgreSQL
+PF_MON_DIR=""
+PF_MON_PORT=""
+PF_PG_BIN=${PF_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# pf_free_ports N: prints N distinct TCP ports that were free on 127.0.0.1 a moment ago (bound, then
+# released together: a small race with other programs remains).
+pf_free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# pf_mon_pg_start DIR [SETTING...]: see above. Returns non-zero (log in DIR) when initdb or the start failed.
+pf_mon_pg_start() {
+  local dir=$1 line
+  shift
+  PF_MON_DIR=$dir
+  if [ ! -s "$dir/data/PG_VERSION" ]; then
+    pf_as_owner mkdir -p "$dir/run" || return 1
+    pf_as_owner "$PF_PG_BIN/initdb" -D "$dir/data" -A trust --no-locale -E UTF8 >"$dir/initdb.log" 2>&1 || return 1
+    {
+      echo "# pf_mon_pg_start"
+      echo "listen_addresses = ''"
+      echo "port = $(pf_free_ports 1)"
+      echo "unix_socket_directories = '$dir/run'"
+      echo "unix_socket_permissions = 0700"
+      echo "shared_preload_libraries = 'pg_stat_statements'"
+      for line in "$@"; do echo "$line"; done
+    } | pf_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+  fi
+  PF_MON_PORT=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
+  pf_mon_ctl -l "$dir/postgresql.log" -w -t 60 start >/dev/null || return 1
+  pf_mon_psql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+}
+
+# pf_mon_ctl ARGS...: pg_ctl of the monitored PostgreSQL.
+pf_mon_ctl() { pf_as_owner "$PF_PG_BIN/pg_ctl" -D "$PF_MON_DIR/data" "$@"; }
+
+# pf_mon_psql SQL: runs SQL in database postgres of the monitored PostgreSQL (unaligned tuples only).
+pf_mon_psql() {
+  pf_as_owner "$PF_PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PF_MON_DIR/run" -p "$PF_MON_PORT" -d postgres -c "$1"
+}
+
+# pf_mon_pg_stop: stops the monitored PostgreSQL (immediate) if it runs.
+pf_mon_pg_stop() {
+  [ -n "$PF_MON_DIR" ] && [ -s "$PF_MON_DIR/data/postmaster.pid" ] || return 0
+  pf_mon_ctl -m immediate -w -t 20 stop >/dev/null 2>&1 || true
+}
+
+# pf_agent_monitor DIR: replaces the conninfo of DIR/agent.toml with the monitored PostgreSQL's socket.
+pf_agent_monitor() {
+  sed -i "s|^conninfo = .*|conninfo = \"host=$PF_MON_DIR/run port=$PF_MON_PORT dbname=postgres\"|" "$1/agent.toml"
+}
