@@ -191,14 +191,14 @@ TimestampTz from_unix_ms(int64_t ms) { return ms * 1000 - kUnixEpochInPgMicros; 
  * holds a requested series), the cold chunks of the range (decoded by the codec), one sort per series.
  * The queries run through SPI as the calling role, so row-level security applies as in plain SQL.
  */
-PGFLEET_SQL_FUNCTION(pgfleet_series_points)
+namespace {
+
+/* Fills the materialized SRF result of fcinfo with the (labels, ts, value) rows of the series in
+ * ids_array (labels alongside) of one instance within [from, to]: see _series_points above. */
+void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *ids_array, ArrayType *labels_array,
+                        TimestampTz from, TimestampTz to)
 {
     using namespace pgfleet;
-    const int64 instance_id = PG_GETARG_INT64(0);
-    ArrayType *ids_array = PG_GETARG_ARRAYTYPE_P(1);
-    ArrayType *labels_array = PG_GETARG_ARRAYTYPE_P(2);
-    const TimestampTz from = PG_GETARG_TIMESTAMPTZ(3);
-    const TimestampTz to = PG_GETARG_TIMESTAMPTZ(4);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
     Datum *id_datums = nullptr, *label_datums = nullptr;
@@ -212,7 +212,7 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
     if (nids != nlabels)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "series ids and labels must have the same length");
     if (nids == 0 || to < from)
-        return static_cast<Datum>(0);
+        return;
     /* infinite bounds stay infinite (no arithmetic on them: it would overflow) */
     auto bound_ms = [](TimestampTz t) -> int64_t {
         if (TIMESTAMP_IS_NOBEGIN(t))
@@ -343,5 +343,56 @@ PGFLEET_SQL_FUNCTION(pgfleet_series_points)
             }
         });
     }
+}
+
+SPIPlanPtr plan_series_of_metric = nullptr;
+
+} // namespace
+
+PGFLEET_SQL_FUNCTION(pgfleet_series_points)
+{
+    emit_series_points(fcinfo, PG_GETARG_INT64(0), PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_ARRAYTYPE_P(2),
+                       PG_GETARG_TIMESTAMPTZ(3), PG_GETARG_TIMESTAMPTZ(4));
+    return static_cast<Datum>(0);
+}
+
+/*
+ * series(instance, metric, from, to): fleet.series itself — the instance's series of the metric, ordered
+ * by their labels' text, then their samples through emit_series_points (no SQL wrapper in between: one
+ * materialization of the rows instead of two).
+ */
+PGFLEET_SQL_FUNCTION(pgfleet_series)
+{
+    using namespace pgfleet;
+    const int64 instance_id = PG_GETARG_INT64(0);
+    text *metric = PG_GETARG_TEXT_PP(1);
+    const TimestampTz from = PG_GETARG_TIMESTAMPTZ(2);
+    const TimestampTz to = PG_GETARG_TIMESTAMPTZ(3);
+    Datum ids = 0, labels = 0;
+    pg_call([&] {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "pgfleet: SPI_connect failed");
+        Oid types[2] = {INT8OID, TEXTOID};
+        Datum args[2] = {Int64GetDatum(instance_id), PointerGetDatum(metric)};
+        if (SPI_execute_plan(kept_plan(plan_series_of_metric,
+                                       "SELECT coalesce(array_agg(s.series_id ORDER BY s.labels::text), '{}'), "
+                                       "coalesce(array_agg(s.labels ORDER BY s.labels::text), '{}') "
+                                       "FROM fleet.series s JOIN fleet.metric m USING (metric_id) "
+                                       "WHERE s.instance_id = $1 AND m.name = $2",
+                                       2, types),
+                             args, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+            elog(ERROR, "pgfleet: looking up the series of a metric failed");
+        bool isnull = false;
+        /* SPI_datumTransfer copies into the caller's memory (not SPI's, which SPI_finish frees) */
+        ids = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), false, -1);
+        labels = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), false, -1);
+        SPI_finish();
+    });
+    ArrayType *id_array = nullptr, *label_array = nullptr;
+    pg_call([&] {
+        id_array = DatumGetArrayTypeP(ids);
+        label_array = DatumGetArrayTypeP(labels);
+    });
+    emit_series_points(fcinfo, instance_id, id_array, label_array, from, to);
     return static_cast<Datum>(0);
 }

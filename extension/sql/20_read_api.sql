@@ -37,18 +37,12 @@ AS $$
 $$;
 
 -- series: the samples of one metric of one instance between two times (inclusive), per label set
--- (ordered by the labels' text, then by time).
+-- (ordered by the labels' text, then by time), from both storage tiers (extension/chunks.cpp; its
+-- queries run as the caller, so row-level security applies).
 CREATE FUNCTION fleet.series(p_instance_id bigint, p_metric text, p_from timestamptz, p_to timestamptz)
 RETURNS TABLE (labels jsonb, ts timestamptz, value double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT p.labels, p.ts, p.value
-    FROM (SELECT array_agg(s.series_id ORDER BY s.labels::text) AS ids, array_agg(s.labels ORDER BY s.labels::text) AS labels
-          FROM fleet.series s JOIN fleet.metric m USING (metric_id)
-          WHERE s.instance_id = p_instance_id AND m.name = p_metric) AS wanted
-    CROSS JOIN LATERAL fleet._series_points(p_instance_id, wanted.ids, wanted.labels, p_from, p_to) AS p
-$$;
+LANGUAGE c STRICT STABLE ROWS 8640
+AS 'MODULE_PATHNAME', 'pgfleet_series';
 
 -- rate: per-second increase of a counter between consecutive samples; after a reset (the value went
 -- down) the counter is taken to have restarted from zero.
