@@ -133,38 +133,7 @@ pf_check "agent.spool.dropped stays 0 and no spool.dropped event" \
                                 FROM fleet.series($IID, 'agent.spool.dropped', to_timestamp($restart_epoch), now() + interval '1 minute')"
 
 # --- every sealed batch stored exactly once -------------------------------------------------------------------
-pf_agent_stop
-line=$(grep 'shutting down:' "$AGENT_DIR/agent.log" | tail -n 1)
-sealed=$(sed -n 's/.*shutting down: \([0-9]*\) batches sealed in this boot (boot_id \([0-9a-f-]*\)), \([0-9]*\) left.*/\1 \2 \3/p' <<<"$line")
-read -r N BOOT LEFT <<<"${sealed:-0 none 0}"
-# boot_drained: true when no batch of boot BOOT waits in the spool (file names hold the boot id).
-boot_drained() { ! find "$AGENT_DIR/spool" -maxdepth 1 -name "*-$BOOT-*.batch" | grep -q .; }
-if [ "$LEFT" -gt 0 ]; then
-  pf_log "$LEFT batches left in the spool at the stop; a second boot publishes them"
-  rm -f "$AGENT_DIR/agent.pid"  # else pf_agent_start would take the first boot's pid
-  pf_agent_start "$AGENT_DIR"
-  pf_wait_until 20 boot_drained || true
-  pf_agent_stop
-fi
-pf_log "agent: ${line#*LOG:  }"
-ledger() {
-  pf_psql "SELECT count(*) || ' ' || count(DISTINCT batch_seq) || ' ' || coalesce(min(batch_seq), 0) || ' ' || coalesce(max(batch_seq), 0)
-           FROM fleet.ingest_ledger WHERE agent_id = 'central' AND boot_id = '$BOOT'" 2>/dev/null
-}
-ledger_complete() { [ "$(ledger)" = "$N $N 1 $N" ]; }
-pf_wait_until 30 ledger_complete || true
-got=$(ledger || true)
-if [ "$N" -gt $((OUTAGE * 2)) ] && [ "$got" = "$N $N 1 $N" ]; then
-  pf_ok "fleet.ingest_ledger holds exactly batch_seq 1..$N of boot $BOOT, the $N batches the agent sealed"
-else
-  pf_not_ok "fleet.ingest_ledger holds exactly the batches the agent sealed (more than $((OUTAGE * 2)))" "sealed '$N' (boot $BOOT); ledger count/distinct/min/max: $got"
-fi
-dups=$(pf_psql "SELECT count(*) - count(DISTINCT (series_id, ts)) || ' of ' || count(*) FROM fleet.sample WHERE instance_id = $IID" 2>&1 || true)
-if [[ $dups == "0 of "* ]] && [ "${dups#0 of }" -gt 0 ]; then
-  pf_ok "no (series_id, ts) stored twice (${dups#0 of } samples)"
-else
-  pf_not_ok "no (series_id, ts) stored twice" "$dups"
-fi
+PF_IID=$IID pf_check_sealed_exactly_once "$AGENT_DIR" $((OUTAGE * 2))
 gap=$(pf_psql "
   WITH g AS (
     SELECT ts, ts - lag(ts) OVER (ORDER BY ts) AS d

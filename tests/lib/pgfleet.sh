@@ -181,6 +181,46 @@ pf_agent_stop() {
   PF_AGENT_PID=""
 }
 
+# pf_check_sealed_exactly_once AGENT_DIR MIN_BATCHES: stops the agent of AGENT_DIR (agent "central") and
+# checks that the ledger holds exactly batch_seq 1..N of its boot, N being what the agent's shutdown line
+# says it sealed (more than MIN_BATCHES); batches still in its spool are first published by a second boot.
+# Then checks that no (series_id, ts) of instance PF_IID is stored twice. Two checks (pf_ok/pf_not_ok).
+pf_check_sealed_exactly_once() {
+  local dir=$1 min=$2 line sealed n boot left got dups
+  pf_agent_stop
+  line=$(grep 'shutting down:' "$dir/agent.log" | tail -n 1)
+  sealed=$(sed -n 's/.*shutting down: \([0-9]*\) batches sealed in this boot (boot_id \([0-9a-f-]*\)), \([0-9]*\) left.*/\1 \2 \3/p' <<<"$line")
+  read -r n boot left <<<"${sealed:-0 none 0}"
+  if [ "$left" -gt 0 ]; then
+    pf_log "$left batches left in the spool at the stop; a second boot publishes them"
+    rm -f "$dir/agent.pid"  # else pf_agent_start would take the first boot's pid
+    pf_agent_start "$dir"
+    _pf_boot_drained() { ! find "$dir/spool" -maxdepth 1 -name "*-$boot-*.batch" | grep -q .; }
+    pf_wait_until 20 _pf_boot_drained || true
+    pf_agent_stop
+  fi
+  pf_log "agent: ${line#*LOG:  }"
+  _pf_ledger() {
+    pf_psql "SELECT count(*) || ' ' || count(DISTINCT batch_seq) || ' ' || coalesce(min(batch_seq), 0) || ' ' || coalesce(max(batch_seq), 0)
+             FROM fleet.ingest_ledger WHERE agent_id = 'central' AND boot_id = '$boot'" 2>/dev/null
+  }
+  _pf_ledger_complete() { [ "$(_pf_ledger)" = "$n $n 1 $n" ]; }
+  pf_wait_until 30 _pf_ledger_complete || true
+  got=$(_pf_ledger || true)
+  if [ "$n" -gt "$min" ] && [ "$got" = "$n $n 1 $n" ]; then
+    pf_ok "fleet.ingest_ledger holds exactly batch_seq 1..$n of boot $boot, the $n batches the agent sealed"
+  else
+    pf_not_ok "fleet.ingest_ledger holds exactly the batches the agent sealed (more than $min)" \
+      "sealed '$n' (boot $boot); ledger count/distinct/min/max: $got"
+  fi
+  dups=$(pf_psql "SELECT count(*) - count(DISTINCT (series_id, ts)) || ' of ' || count(*) FROM fleet.sample WHERE instance_id = $PF_IID" 2>&1 || true)
+  if [[ $dups == "0 of "* ]] && [ "${dups#0 of }" -gt 0 ]; then
+    pf_ok "no (series_id, ts) stored twice (${dups#0 of } samples)"
+  else
+    pf_not_ok "no (series_id, ts) stored twice" "$dups"
+  fi
+}
+
 # pf_crash_check: a check that fails if any log under the state dir shows a crashed server process.
 pf_crash_check() {
   local hits
