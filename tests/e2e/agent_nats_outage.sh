@@ -44,14 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# load SECONDS: pgbench on the monitored PostgreSQL for SECONDS.
-load() {
-  local end=$((SECONDS + $1)) left
-  while left=$((end - SECONDS)) && [ "$left" -gt 0 ]; do
-    pf_as_owner "$PGBENCH" -h "$PF_MON_DIR/run" -p "$PF_MON_PORT" -n -c 2 -j 2 -R 100 -T "$left" postgres \
-      >>"$LOAD_LOG" 2>&1 || sleep 0.3
-  done
-}
+# load SECONDS: pgbench on the monitored PostgreSQL for SECONDS (restarted whenever the server went away).
+load() { pf_mon_pgbench "$1" "$LOAD_LOG"; }
 # spool_count: batches waiting in the agent's spool.
 spool_count() { find "$AGENT_DIR/spool" -maxdepth 1 -name '*.batch' | wc -l; }
 spool_empty() { [ "$(spool_count)" -eq 0 ]; }

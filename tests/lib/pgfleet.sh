@@ -181,6 +181,16 @@ pf_agent_stop() {
   PF_AGENT_PID=""
 }
 
+# pf_mon_pgbench SECONDS LOG: pgbench (-c 2 -j 2 -R 100) on the monitored PostgreSQL (pf_mon_pg_start) for
+# SECONDS, started again whenever the server went away; output appended to LOG. Needs PGBENCH.
+pf_mon_pgbench() {
+  local end=$((SECONDS + $1)) log=$2 left
+  while left=$((end - SECONDS)) && [ "$left" -gt 0 ]; do
+    pf_as_owner "$PGBENCH" -h "$PF_MON_DIR/run" -p "$PF_MON_PORT" -n -c 2 -j 2 -R 100 -T "$left" postgres \
+      >>"$log" 2>&1 || sleep 0.3
+  done
+}
+
 # pf_check_sealed_exactly_once AGENT_DIR MIN_BATCHES: stops the agent of AGENT_DIR (agent "central") and
 # checks that the ledger holds exactly batch_seq 1..N of its boot, N being what the agent's shutdown line
 # says it sealed (more than MIN_BATCHES); batches still in its spool are first published by a second boot.
