@@ -3,11 +3,10 @@
  *
  *   fleet._chunk_encode(timestamptz[], float8[]) -> bytea     one series' samples, sorted by time
  *   fleet._chunk_decode(bytea) -> TABLE (ts, value)            the samples back, bit for bit
- *   fleet._array_pick(float8[], int[]) -> float8[]             a few values of a hot-tier row
- *   fleet._series_points(instance, ids[], labels[], from, to)  the read path of fleet.series
+ *   fleet.series(instance, metric, from, to)                   the read path of one metric, both tiers
  *
  * fleet.compact() (extension/sql/15_storage.sql) uses them to move hot-tier rows into
- * fleet.sample_chunk, and the read path (fleet._samples) to read them back. Timestamps travel in whole
+ * fleet.sample_chunk; fleet.sample and fleet._instance_samples decode them in SQL, fleet.series in C++. Timestamps travel in whole
  * milliseconds (the wire's resolution): a timestamp with a sub-millisecond part is refused rather than
  * rounded, so a chunk always decodes to exactly what was encoded.
  *
@@ -111,46 +110,6 @@ PGFLEET_SQL_FUNCTION(pgfleet_chunk_decode)
     return static_cast<Datum>(0);
 }
 
-/* _array_pick: the elements of a float8[] at the given 1-based positions (NULL where out of range),
- * detoasting the array once: the hot tier's read path picks a few series out of a scrape's values. */
-PGFLEET_SQL_FUNCTION(pgfleet_array_pick)
-{
-    using namespace pgfleet;
-    ArrayType *values = PG_GETARG_ARRAYTYPE_P(0);
-    ArrayType *positions = PG_GETARG_ARRAYTYPE_P(1);
-    if (ARR_NDIM(values) > 1 || ARR_NDIM(positions) > 1)
-        throw SqlError(ERRCODE_ARRAY_SUBSCRIPT_ERROR, "arrays must be one-dimensional");
-    if (ARR_HASNULL(values) || ARR_HASNULL(positions))
-        throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "arrays must not contain nulls");
-    if (ARR_ELEMTYPE(values) != FLOAT8OID || ARR_ELEMTYPE(positions) != INT4OID)
-        throw SqlError(ERRCODE_DATATYPE_MISMATCH, "expected float8[] and integer[]");
-    const int nvalues = ARR_NDIM(values) == 0 ? 0 : ARR_DIMS(values)[0];
-    const int npositions = ARR_NDIM(positions) == 0 ? 0 : ARR_DIMS(positions)[0];
-    const int lower = ARR_NDIM(values) == 0 ? 1 : ARR_LBOUND(values)[0];
-    const float8 *in = reinterpret_cast<const float8 *>(ARR_DATA_PTR(values));
-    const int32 *pos = reinterpret_cast<const int32 *>(ARR_DATA_PTR(positions));
-    Datum *out = nullptr;
-    bool *nulls = nullptr;
-    ArrayType *result = nullptr;
-    pg_call([&] {
-        out = static_cast<Datum *>(palloc(sizeof(Datum) * (npositions > 0 ? npositions : 1)));
-        nulls = static_cast<bool *>(palloc(sizeof(bool) * (npositions > 0 ? npositions : 1)));
-    });
-    for (int i = 0; i < npositions; i++) {
-        int k = pos[i] - lower;
-        nulls[i] = k < 0 || k >= nvalues;
-        out[i] = nulls[i] ? Float8GetDatum(0) : Float8GetDatum(in[k]);
-    }
-    pg_call([&] {
-        int dims[1] = {npositions};
-        int lbs[1] = {1};
-        result = npositions == 0 ? construct_empty_array(FLOAT8OID)
-                                 : construct_md_array(out, nulls, 1, dims, lbs, FLOAT8OID, 8, FLOAT8PASSBYVAL,
-                                                      TYPALIGN_DOUBLE);
-    });
-    PG_RETURN_ARRAYTYPE_P(result);
-}
-
 namespace {
 
 /* One requested series' samples, gathered from both tiers before sorting. */
@@ -181,20 +140,14 @@ SPIPlanPtr kept_plan(SPIPlanPtr &slot, const char *sql, int nargs, Oid *types)
 int64_t to_unix_ms(TimestampTz t) { return (t + kUnixEpochInPgMicros) / 1000; }
 TimestampTz from_unix_ms(int64_t ms) { return ms * 1000 - kUnixEpochInPgMicros; }
 
-} // namespace
-
 /*
- * _series_points(instance, series_ids[], labels[], from, to): the samples of the given series with
- * from <= ts <= to, read from both tiers, as (labels, ts, value) rows ordered by the series' position
- * in the arrays and then by time. The read path of fleet.series: one pass over the instance's series
+ * The read path of fleet.series: fills the materialized SRF result of fcinfo with the (labels, ts,
+ * value) rows of the series in ids_array (labels alongside) of one instance with from <= ts <= to,
+ * ordered by the series' position in the arrays, then by time. One pass over the instance's series
  * sets (positions found in C++), the hot rows of the range (a row's values detoasted only when its set
  * holds a requested series), the cold chunks of the range (decoded by the codec), one sort per series.
  * The queries run through SPI as the calling role, so row-level security applies as in plain SQL.
  */
-namespace {
-
-/* Fills the materialized SRF result of fcinfo with the (labels, ts, value) rows of the series in
- * ids_array (labels alongside) of one instance within [from, to]: see _series_points above. */
 void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *ids_array, ArrayType *labels_array,
                         TimestampTz from, TimestampTz to)
 {
@@ -348,13 +301,6 @@ void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *i
 SPIPlanPtr plan_series_of_metric = nullptr;
 
 } // namespace
-
-PGFLEET_SQL_FUNCTION(pgfleet_series_points)
-{
-    emit_series_points(fcinfo, PG_GETARG_INT64(0), PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_ARRAYTYPE_P(2),
-                       PG_GETARG_TIMESTAMPTZ(3), PG_GETARG_TIMESTAMPTZ(4));
-    return static_cast<Datum>(0);
-}
 
 /*
  * series(instance, metric, from, to): fleet.series itself — the instance's series of the metric, ordered

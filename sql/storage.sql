@@ -88,7 +88,6 @@ SELECT fleet._chunk_encode(ARRAY['2026-01-01 00:00:10+00', '2026-01-01 00:00:00+
 SELECT fleet._chunk_encode(ARRAY['2026-01-01 00:00:00+00']::timestamptz[], ARRAY[1, 2]::float8[]);
 SELECT fleet._chunk_encode(ARRAY['2026-01-01 00:00:00+00']::timestamptz[], ARRAY[NULL]::float8[]);
 SELECT * FROM fleet._chunk_decode('\x01020304'::bytea);
-SELECT fleet._array_pick(ARRAY[1.5, 2.5, 3.5]::float8[], ARRAY[3, 1, 4]);
 -- A hot-tier timestamp must be whole milliseconds (the wire's resolution).
 \set VERBOSITY terse
 SELECT fleet._ingest_metrics('st1', 'store', 'boot-1', 6000, 6000, NULL,

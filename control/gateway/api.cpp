@@ -132,6 +132,20 @@ bool time_param(const httplib::Request &req, httplib::Response &res, const char 
   return out.has_value();
 }
 
+// The from/to query parameters (default: the default_window seconds up to now), at most 31 days apart.
+bool time_range(const httplib::Request &req, httplib::Response &res, double &from, double &to,
+                double default_window = kDefaultWindowSeconds) {
+  std::optional<double> f, t;
+  if (!time_param(req, res, "from", f) || !time_param(req, res, "to", t)) return false;
+  if (!t) t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!f) f = *t - default_window;
+  if (*f > *t) return send_error(res, 400, "invalid time range", "from is after to"), false;
+  if (*t - *f > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days"), false;
+  from = *f;
+  to = *t;
+  return true;
+}
+
 // GET /api/instances/{id}/series?metric=M&from=ISO&to=ISO[&rate=1].
 void handle_series(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
                    httplib::Response &res) {
@@ -149,16 +163,12 @@ void handle_series(ConnectionPool &pool, const std::string &role, const httplib:
     if (!flag) return send_error(res, 400, "invalid rate", "expected 0, 1, true or false");
     rate = *flag;
   }
-  std::optional<double> from, to;
-  if (!time_param(req, res, "from", from) || !time_param(req, res, "to", to)) return;
-  if (!to) to = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (!from) from = *to - kDefaultWindowSeconds;
-  if (*from > *to) return send_error(res, 400, "invalid time range", "from is after to");
-  if (*to - *from > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days");
+  double from, to;
+  if (!time_range(req, res, from, to)) return;
 
   if (!instance_exists(pool, role, *id, res)) return;
   ResultPtr r = pool.query_as(role, rate ? kSqlRate : kSqlSeries,
-                           {std::to_string(*id), metric, format_iso8601(*from), format_iso8601(*to)});
+                           {std::to_string(*id), metric, format_iso8601(from), format_iso8601(to)});
   const int rows = PQntuples(r.get());
   if (rows > kMaxPoints)
     return send_error(res, 400, "too many points",
@@ -208,19 +218,6 @@ constexpr const char *kSqlWorkerStatus =
     "coalesce(extract(epoch FROM last_batch_at), 0)::float8 FROM fleet.worker_status ORDER BY worker";
 
 constexpr const char *kCookieName = "pgfleet_session";
-
-// The from/to query parameters (default: the last hour), checked like the series endpoint.
-bool time_range(const httplib::Request &req, httplib::Response &res, double &from, double &to) {
-  std::optional<double> f, t;
-  if (!time_param(req, res, "from", f) || !time_param(req, res, "to", t)) return false;
-  if (!t) t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (!f) f = *t - kDefaultWindowSeconds;
-  if (*f > *t) return send_error(res, 400, "invalid time range", "from is after to"), false;
-  if (*t - *f > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days"), false;
-  from = *f;
-  to = *t;
-  return true;
-}
 
 // GET /api/instances/{id}/statements?from&to[&order_by=total_time|calls|mean_time|rows|io|io_time&limit=1..1000].
 void handle_statements(ConnectionPool &pool, const std::string &role, const httplib::Request &req,
@@ -428,14 +425,10 @@ void handle_tables(ConnectionPool &pool, const std::string &role, const httplib:
                    httplib::Response &res) {
   auto id = instance_id_param(req, res);
   if (!id) return;
-  std::optional<double> from, to;
-  if (!time_param(req, res, "from", from) || !time_param(req, res, "to", to)) return;
-  if (!to) to = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (!from) from = *to - kTablesDefaultWindowSeconds;
-  if (*from > *to) return send_error(res, 400, "invalid time range", "from is after to");
-  if (*to - *from > kMaxWindowSeconds) return send_error(res, 400, "invalid time range", "the range exceeds 31 days");
+  double from, to;
+  if (!time_range(req, res, from, to, kTablesDefaultWindowSeconds)) return;
   if (!instance_exists(pool, role, *id, res)) return;
-  ResultPtr r = pool.query_as(role, kSqlTables, {std::to_string(*id), format_iso8601(*from), format_iso8601(*to)});
+  ResultPtr r = pool.query_as(role, kSqlTables, {std::to_string(*id), format_iso8601(from), format_iso8601(to)});
   send_json(res, 200, PQgetvalue(r.get(), 0, 0));
 }
 

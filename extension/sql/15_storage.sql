@@ -13,22 +13,9 @@ RETURNS TABLE (ts timestamptz, value double precision)
 LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE ROWS 360
 AS 'MODULE_PATHNAME', 'pgfleet_chunk_decode';
 
--- _array_pick: the values at the given 1-based positions, the array detoasted once.
-CREATE FUNCTION fleet._array_pick(p_values double precision[], p_positions integer[])
-RETURNS double precision[]
-LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'pgfleet_array_pick';
-
--- _series_points: the samples of the given series (labels given alongside) with p_from <= ts <= p_to,
--- from both tiers, ordered by the series' position in the arrays, then by time (extension/chunks.cpp).
-CREATE FUNCTION fleet._series_points(p_instance_id bigint, p_series_ids bigint[], p_labels jsonb[],
-                                     p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (labels jsonb, ts timestamptz, value double precision)
-LANGUAGE c STRICT STABLE ROWS 8640
-AS 'MODULE_PATHNAME', 'pgfleet_series_points';
-
 -- sample: every stored sample, whatever its tier, one row each. For counting and checking (tests,
--- audits); readers of a range use fleet._samples, which touches only the rows of that range.
+-- audits); readers of a range use fleet.series (one metric) or fleet._instance_samples (rollups),
+-- which touch only the rows of that range.
 CREATE VIEW fleet.sample AS
 SELECT b.instance_id, u.series_id, b.ts, u.value
 FROM fleet.sample_block b
@@ -38,36 +25,6 @@ UNION ALL
 SELECT c.instance_id, c.series_id, d.ts, d.value
 FROM fleet.sample_chunk c
 CROSS JOIN LATERAL fleet._chunk_decode(c.data) AS d;
-
--- _samples: the samples of the given series of one instance with p_from <= ts <= p_to, from both
--- tiers. The hot tier is read through the instance's series sets: positions are found once per set,
--- and each scrape row's values are detoasted once.
-CREATE FUNCTION fleet._samples(p_instance_id bigint, p_series_ids bigint[], p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (series_id bigint, ts timestamptz, value double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH positions AS (
-        SELECT ss.series_set_id, array_agg(p.sid ORDER BY p.pos) AS sids, array_agg(p.pos::integer ORDER BY p.pos) AS pos
-        FROM fleet.series_set ss
-        CROSS JOIN LATERAL unnest(ss.series_ids) WITH ORDINALITY AS p(sid, pos)
-        WHERE ss.instance_id = p_instance_id AND p.sid = ANY (p_series_ids)
-        GROUP BY ss.series_set_id
-    )
-    SELECT u.sid, b.ts, u.value
-    FROM positions
-    JOIN fleet.sample_block b ON b.series_set_id = positions.series_set_id
-    CROSS JOIN LATERAL unnest(positions.sids, fleet._array_pick(b.vals, positions.pos)) AS u(sid, value)
-    WHERE b.instance_id = p_instance_id AND b.ts >= p_from AND b.ts <= p_to
-    UNION ALL
-    SELECT c.series_id, d.ts, d.value
-    FROM fleet.sample_chunk c
-    CROSS JOIN LATERAL fleet._chunk_decode(c.data) AS d
-    WHERE c.instance_id = p_instance_id AND c.series_id = ANY (p_series_ids)
-      AND c.window_start >= date_trunc('hour', p_from) AND c.window_start <= p_to
-      AND c.last_ts >= p_from AND c.first_ts <= p_to
-      AND d.ts >= p_from AND d.ts <= p_to
-$$;
 
 -- _instance_samples: every sample of one instance with p_from <= ts < p_to, from both tiers.
 CREATE FUNCTION fleet._instance_samples(p_instance_id bigint, p_from timestamptz, p_to timestamptz)

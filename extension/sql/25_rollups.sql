@@ -182,17 +182,13 @@ BEGIN
                avg(d.value), (array_agg(d.value ORDER BY d.ts DESC))[1],
                CASE WHEN v_kind = 'counter' THEN sum(d.increase) / extract(epoch FROM v_step)::double precision END,
                'raw'::text
-        FROM (SELECT s.labels, x.ts, x.value,
+        FROM (SELECT x.labels, x.ts, x.value,
                      CASE WHEN lag(x.value) OVER w IS NULL THEN NULL
                           WHEN x.value >= lag(x.value) OVER w THEN x.value - lag(x.value) OVER w
                           ELSE x.value END AS increase
-              FROM fleet._samples(p_instance_id,
-                                  ARRAY(SELECT s.series_id FROM fleet.series s JOIN fleet.metric m USING (metric_id)
-                                        WHERE s.instance_id = p_instance_id AND m.name = p_metric),
-                                  p_from, p_to) AS x
-              JOIN fleet.series s ON s.series_id = x.series_id
+              FROM fleet.series(p_instance_id, p_metric, p_from, p_to) AS x
               WHERE x.ts < p_to
-              WINDOW w AS (PARTITION BY x.series_id ORDER BY x.ts)) d
+              WINDOW w AS (PARTITION BY x.labels ORDER BY x.ts)) d
         GROUP BY d.labels, b
         ORDER BY d.labels::text, b;
     ELSE

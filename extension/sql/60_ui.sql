@@ -322,6 +322,20 @@ BEGIN
 END
 $$;
 
+-- _latest_values: per metric of p_metrics and label set, the newest sample within [p_from, p_to].
+CREATE FUNCTION fleet._latest_values(p_instance_id bigint, p_metrics text[], p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (metric text, labels jsonb, ts timestamptz, value double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.metric, x.labels, x.ts, x.value
+    FROM unnest(p_metrics) AS k(metric)
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (s.labels) s.labels, s.ts, s.value
+        FROM fleet.series(p_instance_id, k.metric, p_from, p_to) s
+        ORDER BY s.labels, s.ts DESC) x
+$$;
+
 -- instance_tables: per table (labels datname, schema, table of pg.table.*), the latest values sent within
 -- [p_from, p_to] (default: the last 15 minutes; the agent sends an object when it changed and every
 -- object at least every 10 minutes). vacuum_age_seconds is extrapolated to p_to (age at the sample plus
@@ -337,13 +351,9 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH latest AS (
-        SELECT k.metric, x.labels, x.ts, x.value
-        FROM unnest(ARRAY['pg.table.size_bytes', 'pg.table.n_live_tup', 'pg.table.n_dead_tup', 'pg.table.seq_scan',
-                          'pg.table.idx_scan', 'pg.table.vacuum_age_seconds', 'pg.table.relfrozenxid_age']) AS k(metric)
-        CROSS JOIN LATERAL (
-            SELECT DISTINCT ON (s.labels) s.labels, s.ts, s.value
-            FROM fleet.series(p_instance_id, k.metric, p_from, p_to) s
-            ORDER BY s.labels, s.ts DESC) x
+        SELECT * FROM fleet._latest_values(p_instance_id,
+            ARRAY['pg.table.size_bytes', 'pg.table.n_live_tup', 'pg.table.n_dead_tup', 'pg.table.seq_scan',
+                  'pg.table.idx_scan', 'pg.table.vacuum_age_seconds', 'pg.table.relfrozenxid_age'], p_from, p_to)
     ), t AS (
         SELECT l.labels,
                max(l.value) FILTER (WHERE l.metric = 'pg.table.size_bytes') AS size_bytes,
@@ -374,12 +384,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH latest AS (
-        SELECT k.metric, x.labels, x.ts, x.value
-        FROM unnest(ARRAY['pg.index.size_bytes', 'pg.index.idx_scan', 'pg.index.invalid']) AS k(metric)
-        CROSS JOIN LATERAL (
-            SELECT DISTINCT ON (s.labels) s.labels, s.ts, s.value
-            FROM fleet.series(p_instance_id, k.metric, p_from, p_to) s
-            ORDER BY s.labels, s.ts DESC) x
+        SELECT * FROM fleet._latest_values(p_instance_id,
+            ARRAY['pg.index.size_bytes', 'pg.index.idx_scan', 'pg.index.invalid'], p_from, p_to)
     ), t AS (
         SELECT l.labels,
                max(l.value) FILTER (WHERE l.metric = 'pg.index.size_bytes') AS size_bytes,
