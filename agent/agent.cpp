@@ -232,6 +232,7 @@ private:
     PgSource postgres_;
     NatsSink nats_;
     BatchBuilder builder_;
+    SeriesSetMemory series_sets_;  // the series sets the centre knows: scrapes name them by key
     StatementsCollector statements_;
     ActivitySampler activity_sampler_;
     ActivityAggregator activity_;
@@ -512,7 +513,7 @@ void Agent::run_metrics(int64_t now_ms) {
     collect_seconds_[kMetrics] = (monotonic_now_ms() - started) / 1000.0;
     collected_[kMetrics] = true;
     add_self_metrics();
-    const std::string &bytes = builder_.seal();
+    const std::string &bytes = builder_.seal(&series_sets_);
     log_message(LogLevel::debug, "sealed metrics batch %llu: %zu samples, %zu bytes",
                 static_cast<unsigned long long>(batch_seq), builder_.sample_count(), bytes.size());
     store(batch_seq, bytes);
@@ -654,7 +655,7 @@ void Agent::run_objects(int64_t now_ms) {
     bool open = false;  // a batch is begun in builder_
     size_t batches = 0;
     auto seal = [&] {
-        const std::string &bytes = builder_.seal();
+        const std::string &bytes = builder_.seal(&series_sets_);
         store(builder_.batch_seq(), bytes);
         batches++;
         open = false;
@@ -740,7 +741,7 @@ void Agent::run_patroni(int64_t now_ms) {
         else
             builder_.add(sample.metric, GAUGE, sample.unit, {member, scope}, sample.value);
     }
-    const std::string &bytes = builder_.seal();
+    const std::string &bytes = builder_.seal(&series_sets_);
     log_message(LogLevel::debug, "patroni: %zu changed series in batch %llu", patroni_samples_.size(),
                 static_cast<unsigned long long>(batch_seq));
     store(batch_seq, bytes);
@@ -1023,6 +1024,8 @@ void Agent::drain_spool() {
         }
         published++;
         if (duplicate) duplicates++;
+        if (spooled_envelope_.boot_id() == boot_id_)
+            series_sets_.acknowledged(spooled_envelope_.batch_seq(), wall_clock_ms());
         if (!spool_.remove_oldest(&error)) log_message(LogLevel::warning, "%s", error.c_str());
     }
     if (nats_down_ && published > 0) {

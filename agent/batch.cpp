@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace pgfleet::agent {
 
@@ -14,6 +15,29 @@ bool InstanceFacts::operator==(const InstanceFacts &other) const {
            server_version_num == other.server_version_num && hostname == other.hostname &&
            data_directory == other.data_directory && in_recovery == other.in_recovery &&
            postmaster_start_unix_ms == other.postmaster_start_unix_ms && port == other.port;
+}
+
+bool SeriesSetMemory::KeyLess::operator()(const wire::SeriesSetKey &a, const wire::SeriesSetKey &b) const {
+    return memcmp(a.bytes, b.bytes, sizeof a.bytes) < 0;
+}
+
+void SeriesSetMemory::declared(uint64_t batch_seq, const wire::SeriesSetKey &key) {
+    pending_.emplace(batch_seq, key);
+}
+
+void SeriesSetMemory::acknowledged(uint64_t batch_seq, int64_t now_ms) {
+    auto end = pending_.upper_bound(batch_seq);
+    for (auto it = pending_.lower_bound(batch_seq); it != end; ++it) acknowledged_at_[it->second] = now_ms;
+    pending_.erase(pending_.begin(), end);  // earlier ones were dropped from the spool, never acknowledged
+    if (acknowledged_at_.size() > 4096) {  // sets the agent stopped using: forget the stale ones
+        for (auto it = acknowledged_at_.begin(); it != acknowledged_at_.end();)
+            it = now_ms - it->second >= kSeriesSetFreshMs ? acknowledged_at_.erase(it) : std::next(it);
+    }
+}
+
+bool SeriesSetMemory::may_refer(const wire::SeriesSetKey &key, int64_t now_ms) const {
+    auto it = acknowledged_at_.find(key);
+    return it != acknowledged_at_.end() && now_ms - it->second < kSeriesSetFreshMs && now_ms >= it->second;
 }
 
 void BatchBuilder::begin(std::string_view agent_id, std::string_view namespace_name, std::string_view boot_id,
@@ -78,7 +102,21 @@ void BatchBuilder::add(std::string_view metric, wire::v1::MetricKind kind, std::
     samples_++;
 }
 
-const std::string &BatchBuilder::seal() {
+const std::string &BatchBuilder::seal(SeriesSetMemory *sets) {
+    if (sets != nullptr && scrape_->refs_size() > 0) {
+        wire::SeriesSetKey key;
+        if (!wire::scrape_set_key(*batch_, *scrape_, key, key_error_)) {
+            fprintf(stderr, "pgfleet-agent: batch %llu: %s\n", static_cast<unsigned long long>(envelope_.batch_seq()),
+                    key_error_.c_str());
+            abort();
+        }
+        if (sets->may_refer(key, envelope_.created_unix_ms())) {
+            wire::make_references(*batch_, {key});
+        } else {
+            scrape_->set_set_key(key.bytes, sizeof key.bytes);
+            sets->declared(envelope_.batch_seq(), key);
+        }
+    }
     wire::pack_metric_batch(*batch_);
     std::string error;
     if (!wire::compress_metrics(envelope_, kZstdLevel, error)) {

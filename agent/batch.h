@@ -6,17 +6,18 @@
 // members reused for every batch: protobuf's Clear() keeps the repeated sub-messages allocated, so a steady
 // state cycle does not allocate.
 //
-// seal() sends the compact form of wire schema_minor 1 (core/wire_pack.h): values packed (integral values
-// as zigzag varints, timestamps as deltas) and the whole MetricBatch compressed with zstd, which removes
-// most of the cost of declaring every series in every batch (~70 B/sample plain, ~11 B/sample sealed).
-// Declaring a batch's series by a key the centre already knows, instead of in full, is the next step
-// (docs/storage.md, "wire").
+// seal() sends the compact form of wire schema_minor 1 and 2 (core/wire_pack.h): values packed (integral
+// values as zigzag varints, timestamps as deltas), the whole MetricBatch compressed with zstd, and the
+// series named by their set's key once the centre knows the set (SeriesSetMemory below): a batch then
+// carries no SeriesDecl at all, only the key and the values.
 #pragma once
 
+#include "core/wire.h"
 #include "fleet.pb.h"
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,7 +26,7 @@
 namespace pgfleet::agent {
 
 constexpr uint32_t kSchemaMajor = 1;
-constexpr uint32_t kSchemaMinor = 1;
+constexpr uint32_t kSchemaMinor = 2;
 constexpr int kZstdLevel = 3; // fast (hundreds of MB/s) and within a few % of higher levels on this data
 
 // Facts about the monitored instance; sent in InstanceInfo on a boot's first batch and on every change.
@@ -48,6 +49,32 @@ struct LabelRef {
     std::string_view value;
 };
 
+// Which series sets this agent may name by key alone (wire schema_minor 2). A set becomes nameable
+// when the stream acknowledged a batch of this boot that declared it in full, and stays so for
+// kSeriesSetFreshMs: then it is declared again, so a centre that lost its sets (the extension was
+// re-created) learns them back within that time. Batches the spool dropped were never acknowledged,
+// so they never make a set nameable. Main thread only.
+class SeriesSetMemory {
+public:
+    static constexpr int64_t kSeriesSetFreshMs = 10 * 60 * 1000;
+
+    // Batch batch_seq (sealed, spooled) declared the set key in full.
+    void declared(uint64_t batch_seq, const wire::SeriesSetKey &key);
+    // The stream acknowledged batch batch_seq of this boot at now_ms (batches are sent in order, so
+    // every earlier one was acknowledged or dropped by now).
+    void acknowledged(uint64_t batch_seq, int64_t now_ms);
+    // True when a scrape with this key may be sent as a reference at now_ms.
+    bool may_refer(const wire::SeriesSetKey &key, int64_t now_ms) const;
+    size_t known() const { return acknowledged_at_.size(); }
+
+private:
+    struct KeyLess {
+        bool operator()(const wire::SeriesSetKey &a, const wire::SeriesSetKey &b) const;
+    };
+    std::multimap<uint64_t, wire::SeriesSetKey> pending_;                  // batch_seq -> key declared
+    std::map<wire::SeriesSetKey, int64_t, KeyLess> acknowledged_at_;      // key -> when acknowledged
+};
+
 class BatchBuilder {
 public:
     // Starts a new batch, discarding the previous one; ts_unix_ms is both seal time and scrape time.
@@ -58,8 +85,10 @@ public:
     // Adds one sample; labels need not be sorted (they are sorted here) but names must be unique.
     void add(std::string_view metric, wire::v1::MetricKind kind, std::string_view unit,
              std::initializer_list<LabelRef> labels, double value);
-    // Serializes the batch; the returned reference stays valid until the next begin().
-    const std::string &seal();
+    // Serializes the batch; the returned reference stays valid until the next begin(). With sets given,
+    // the scrape names its series by key when sets allows it, and otherwise declares them and tells
+    // sets so.
+    const std::string &seal(SeriesSetMemory *sets = nullptr);
 
     size_t sample_count() const { return samples_; }
     uint64_t batch_seq() const { return envelope_.batch_seq(); }
@@ -70,6 +99,7 @@ private:
     wire::v1::Scrape *scrape_ = nullptr;
     std::vector<LabelRef> sorted_labels_;
     std::string bytes_;
+    std::string key_error_;
     size_t samples_ = 0;
 };
 

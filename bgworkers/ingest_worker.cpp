@@ -19,6 +19,10 @@
  *      goes to fleet.dead_letter with its reason, subject, stream sequence and raw bytes. Any other
  *      error aborts the whole transaction: nothing is acked, every message is redelivered later;
  *   4. commit, and only then ack (stored, duplicate) or terminate (dead-lettered) each message.
+ * A metrics batch may refer to a series set by key alone (wire schema_minor 2). When the set is not
+ * registered yet (the batch declaring it may be in another worker's transaction, or still in the
+ * stream), nothing of the message is written and it is negatively acknowledged with a growing delay
+ * (1 s, 2 s, ... 30 s); after pgfleet.series_set_wait of such retries it goes to dead letter.
  * A crash anywhere before the commit loses nothing (nothing was acked); a crash after it duplicates
  * nothing (the ledger turns the redelivery into a no-op).
  *
@@ -69,8 +73,26 @@ constexpr long kNakDelayMs = 2000;
 constexpr int kFetchFailuresBeforeReconnect = 5;
 constexpr Oid kTimestamptzArrayOid = 1185;
 
-/* What became of one fetched message. */
-enum class Outcome : uint8 { Pending, Stored, Duplicate, DeadLetter };
+/* What became of one fetched message. Retry: it refers to a series set not registered yet (the
+ * batch declaring it may still be on its way); it is negatively acknowledged with a delay. */
+enum class Outcome : uint8 { Pending, Stored, Duplicate, DeadLetter, Retry };
+
+/* Delay before the redelivery of a message with an unknown series set, after its delivery number n
+ * (1, 2, ...): 1 s, 2 s, 4 s, ... at most 30 s. */
+long unknown_set_retry_delay_ms(uint64_t n)
+{
+    return n >= 6 ? 30000 : 1000L << (n - 1);
+}
+
+/* How long a message has been retried for its unknown series set when delivered the n-th time: the
+ * sum of the delays before deliveries 2..n (time spent waiting, not counting processing). */
+long unknown_set_waited_ms(uint64_t n)
+{
+    long waited = 0;
+    for (uint64_t k = 1; k < n && waited < 86400L * 1000; k++)
+        waited += unknown_set_retry_delay_ms(k);
+    return waited;
+}
 
 /* A command claimed from the outbox, to publish after the claiming transaction committed. */
 struct PendingCommand {
@@ -88,9 +110,8 @@ struct DecodedMessage {
     std::string instance_json; /* empty when the batch carried no instance facts */
     std::string reason;
     std::string detail;
-    /* metrics: the series-set key of every scrape, and the scrapes whose key is the first of its kind
-     * (only those are given when the sets have to be registered) */
-    std::vector<wire::SeriesSetKey> scrape_keys;
+    /* metrics: the declared scrapes whose key is the first of its kind (only those are given when the
+     * sets have to be registered); references (scrapes naming only a set key) are not among them */
     std::vector<uint32_t> distinct_scrapes;
 };
 
@@ -136,7 +157,8 @@ private:
     js::FetchedBatch batch_;
     std::vector<DecodedMessage> decoded_;
     std::vector<Outcome> outcomes_;
-    std::vector<const char *> rejection_detail_; /* palloc'd in the transaction's memory */
+    std::vector<const char *> rejection_detail_; /* in batch_context_, for the log after the commit */
+    std::vector<const char *> rejection_reason_; /* static strings */
     int consecutive_fetch_failures_ = 0;
     bool told_nats_down_ = false;
     bool told_extension_missing_ = false;
@@ -418,6 +440,7 @@ void IngestWorker::decode_batch()
     decoded_.resize(n);
     outcomes_.assign(n, Outcome::Pending);
     rejection_detail_.assign(n, nullptr);
+    rejection_reason_.assign(n, nullptr);
     for (size_t i = 0; i < n; i++) {
         DecodedMessage &d = decoded_[i];
         d.subject = wire::to_valid_text(batch_.subject(i));
@@ -431,20 +454,17 @@ void IngestWorker::decode_batch()
         d.instance_json = st.ok && d.envelope.instance.present ? wire::instance_to_json(d.envelope.instance) : std::string();
         d.reason = wire::to_valid_text(st.reason);
         d.detail = wire::to_valid_text(st.detail);
-        d.scrape_keys.clear();
         d.distinct_scrapes.clear();
         if (st.ok && d.envelope.kind == wire::PayloadKind::Metrics) {
             const wire::MetricBatch &m = d.envelope.metrics;
-            uint32_t begin = 0;
             for (uint32_t k = 0; k < m.scrape_end.size(); k++) {
-                wire::SeriesSetKey key = wire::series_set_key(m, begin, m.scrape_end[k]);
+                if (m.scrape_is_reference[k])
+                    continue;
                 bool seen = false;
                 for (uint32_t j : d.distinct_scrapes)
-                    seen = seen || memcmp(d.scrape_keys[j].bytes, key.bytes, sizeof key.bytes) == 0;
+                    seen = seen || m.scrape_key[j] == m.scrape_key[k];
                 if (!seen)
                     d.distinct_scrapes.push_back(k);
-                d.scrape_keys.push_back(key);
-                begin = m.scrape_end[k];
             }
         }
     }
@@ -554,10 +574,11 @@ void IngestWorker::store_batch()
                 ReThrowError(edata);
             /* batch_context outlives the transaction: settle_batch() logs it after the commit */
             rejection_detail_[i] = MemoryContextStrdup(batch_context_, edata->message);
+            rejection_reason_[i] = "rejected by database";
         }
         PG_END_TRY();
-        if (rejection_detail_[i] != nullptr)
-            store_dead_letter(i, "rejected by database", rejection_detail_[i]);
+        if (rejection_detail_[i] != nullptr && outcomes_[i] != Outcome::DeadLetter)
+            store_dead_letter(i, rejection_reason_[i], rejection_detail_[i]);
     }
 
     SPI_finish();
@@ -587,12 +608,27 @@ void IngestWorker::store_message(size_t i)
         return;
     }
     int32 stored = store_metric_blocks(i);
-    if (stored == -2) {
+    if (stored == -2 && !decoded_[i].distinct_scrapes.empty()) {
         register_series_sets(i);
         stored = store_metric_blocks(i);
-        if (stored == -2)
-            elog(ERROR, "pgfleet ingest: series sets of batch %llu of agent \"%s\" are missing after registration",
-                 static_cast<unsigned long long>(decoded_[i].envelope.batch_seq), decoded_[i].envelope.agent_id.c_str());
+    }
+    if (stored == -2) {
+        /* A reference to a set that is not registered (the declared ones are by now): wait for the
+         * batch declaring it, up to pgfleet.series_set_wait. */
+        uint64_t delivered = batch_.meta(i).num_delivered;
+        if (unknown_set_waited_ms(delivered) < setting_series_set_wait * 1000L) {
+            outcomes_[i] = Outcome::Retry;
+            return;
+        }
+        char *detail = psprintf("batch %llu of agent \"%s\" refers to a series set that was not declared within "
+                                "pgfleet.series_set_wait (%d s, %llu deliveries)",
+                                static_cast<unsigned long long>(decoded_[i].envelope.batch_seq),
+                                decoded_[i].envelope.agent_id.c_str(), setting_series_set_wait,
+                                static_cast<unsigned long long>(delivered));
+        rejection_detail_[i] = MemoryContextStrdup(batch_context_, detail);
+        rejection_reason_[i] = "unknown series set";
+        store_dead_letter(i, "unknown series set", detail);
+        return;
     }
     outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
 }
@@ -616,7 +652,7 @@ int32 IngestWorker::store_metric_blocks(size_t i)
     args[3] = Int64GetDatum(static_cast<int64>(e.batch_seq));
     args[4] = Int64GetDatum(static_cast<int64>(batch_.meta(i).stream_seq));
     args[5] = e.instance.present ? PointerGetDatum(cstring_to_text(d.instance_json.c_str())) : 0;
-    args[6] = byval_free_array(nscrapes, BYTEAOID, [&](size_t k) { return key_bytea(d.scrape_keys[k]); });
+    args[6] = byval_free_array(nscrapes, BYTEAOID, [&](size_t k) { return key_bytea(m.scrape_key[k]); });
     args[7] = value_array(nscrapes, TIMESTAMPTZOID, 8, TYPALIGN_DOUBLE, [&](size_t k) {
         return TimestampTzGetDatum(unix_ms_to_timestamptz(m.sample_ts_unix_ms[m.scrape_end[k] - 1]));
     });
@@ -661,7 +697,7 @@ void IngestWorker::register_series_sets(size_t i)
     args[1] = PointerGetDatum(cstring_to_text(e.namespace_name.c_str()));
     args[2] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
     args[3] = e.instance.present ? PointerGetDatum(cstring_to_text(d.instance_json.c_str())) : 0;
-    args[4] = byval_free_array(nsets, BYTEAOID, [&](size_t k) { return key_bytea(d.scrape_keys[d.distinct_scrapes[k]]); });
+    args[4] = byval_free_array(nsets, BYTEAOID, [&](size_t k) { return key_bytea(m.scrape_key[d.distinct_scrapes[k]]); });
     args[5] = value_array(nsets, INT4OID, 4, TYPALIGN_INT, [&](size_t k) {
         uint32_t s = d.distinct_scrapes[k];
         return Int32GetDatum(static_cast<int32>(m.scrape_end[s] - scrape_begin(s)));
@@ -730,6 +766,11 @@ void IngestWorker::settle_batch()
     bool settled = true;
     for (size_t i = 0; i < batch_.size(); i++) {
         js::MessageMeta meta = batch_.meta(i);
+        if (outcomes_[i] == Outcome::Retry) {
+            /* nothing of it was written; a lost NAK only means redelivery after the ack wait */
+            (void) consumer_.nak(batch_, i, unknown_set_retry_delay_ms(meta.num_delivered), error);
+            continue;
+        }
         js::Result r = outcomes_[i] == Outcome::DeadLetter ? consumer_.term(batch_, i, error) : consumer_.ack(batch_, i, error);
         settled = settled && r == js::Result::Ok;
         counters_.messages++;
@@ -741,7 +782,7 @@ void IngestWorker::settle_batch()
             counters_.duplicates++;
         else if (outcomes_[i] == Outcome::DeadLetter) {
             counters_.dead_letters++;
-            const char *reason = rejection_detail_[i] ? "rejected by database" : decoded_[i].reason.c_str();
+            const char *reason = rejection_detail_[i] ? rejection_reason_[i] : decoded_[i].reason.c_str();
             std::string detail = as_sentence(rejection_detail_[i] ? rejection_detail_[i] : decoded_[i].detail);
             ereport(LOG, (errmsg("pgfleet ingest worker %d put message %llu aside: %s", slot_,
                                  static_cast<unsigned long long>(meta.stream_seq), reason),

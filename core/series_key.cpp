@@ -38,75 +38,96 @@ inline uint64_t fmix64(uint64_t k)
     return k;
 }
 
-/* Two-lane streaming hash over a byte sequence fed in pieces. */
-class KeyHasher {
-public:
-    void add(const char *data, size_t size)
-    {
-        length_ += size;
-        while (size > 0) {
-            size_t take = size < 8 - fill_ ? size : 8 - fill_;
-            memcpy(pending_ + fill_, data, take);
-            fill_ += take;
-            data += take;
-            size -= take;
-            if (fill_ == 8) {
-                uint64_t word;
-                memcpy(&word, pending_, 8);
-                mix(word);
-                fill_ = 0;
-            }
-        }
-    }
-    void add_terminated(const std::string &text)
-    {
-        add(text.data(), text.size());
-        add("", 1);
-    }
-    SeriesSetKey finish()
-    {
-        uint64_t word = 0;
-        if (fill_ > 0) {
-            memcpy(&word, pending_, fill_);
-            mix(word);
-        }
-        uint64_t a = fmix64(a_ ^ length_);
-        uint64_t b = fmix64(b_ ^ (length_ * kPrime3));
-        a += b;
-        b += a;
-        SeriesSetKey key;
-        memcpy(key.bytes, &a, 8);
-        memcpy(key.bytes + 8, &b, 8);
-        return key;
-    }
-
-private:
-    void mix(uint64_t word)
-    {
-        a_ = rotl(a_ ^ (word * kPrime1), 31) * kPrime2;
-        b_ = rotl(b_ + (word * kPrime2), 27) * kPrime1 + kPrime3;
-    }
-
-    uint64_t a_ = 0x243F6A8885A308D3ULL;
-    uint64_t b_ = 0x13198A2E03707344ULL;
-    uint64_t length_ = 0;
-    char pending_[8] = {0};
-    size_t fill_ = 0;
-};
-
 } // namespace
+
+bool SeriesSetKey::operator==(const SeriesSetKey &other) const
+{
+    return memcmp(bytes, other.bytes, sizeof bytes) == 0;
+}
+
+void SeriesSetHasher::add_series(std::string_view metric, std::string_view kind, std::string_view unit,
+                                 std::string_view labels_json)
+{
+    add_terminated(metric);
+    add_terminated(kind);
+    add_terminated(unit);
+    add_terminated(labels_json);
+}
+
+void SeriesSetHasher::add_terminated(std::string_view text)
+{
+    add(text.data(), text.size());
+    add("", 1);
+}
+
+/* Feeds bytes to the two lanes eight at a time, keeping a partial word for the next call. */
+void SeriesSetHasher::add(const char *data, size_t size)
+{
+    length_ += size;
+    while (size > 0) {
+        size_t take = size < 8 - fill_ ? size : 8 - fill_;
+        memcpy(pending_ + fill_, data, take);
+        fill_ += take;
+        data += take;
+        size -= take;
+        if (fill_ == 8) {
+            uint64_t word;
+            memcpy(&word, pending_, 8);
+            mix(word);
+            fill_ = 0;
+        }
+    }
+}
+
+void SeriesSetHasher::mix(uint64_t word)
+{
+    a_ = rotl(a_ ^ (word * kPrime1), 31) * kPrime2;
+    b_ = rotl(b_ + (word * kPrime2), 27) * kPrime1 + kPrime3;
+}
+
+SeriesSetKey SeriesSetHasher::finish() const
+{
+    uint64_t a = a_, b = b_;
+    if (fill_ > 0) {
+        uint64_t word = 0;
+        memcpy(&word, pending_, fill_);
+        a = rotl(a ^ (word * kPrime1), 31) * kPrime2;
+        b = rotl(b + (word * kPrime2), 27) * kPrime1 + kPrime3;
+    }
+    a = fmix64(a ^ length_);
+    b = fmix64(b ^ (length_ * kPrime3));
+    a += b;
+    b += a;
+    SeriesSetKey key;
+    memcpy(key.bytes, &a, 8);
+    memcpy(key.bytes + 8, &b, 8);
+    return key;
+}
 
 SeriesSetKey series_set_key(const MetricBatch &batch, size_t begin, size_t end)
 {
-    KeyHasher hasher;
+    SeriesSetHasher hasher;
     for (size_t i = begin; i < end && i < batch.sample_series.size(); i++) {
-        const SeriesDecl &decl = batch.series[static_cast<size_t>(batch.sample_series[i])];
-        hasher.add_terminated(decl.metric);
-        hasher.add_terminated(decl.kind);
-        hasher.add_terminated(decl.unit);
-        hasher.add_terminated(decl.labels_json);
+        int32_t index = batch.sample_series[i];
+        if (index < 0)
+            continue; /* a reference's samples: never passed here by the decoder */
+        const SeriesDecl &decl = batch.series[static_cast<size_t>(index)];
+        hasher.add_series(decl.metric, decl.kind, decl.unit, decl.labels_json);
     }
     return hasher.finish();
+}
+
+void append_labels_json(std::string &out, const std::vector<std::pair<std::string_view, std::string_view>> &sorted_labels)
+{
+    out.push_back('{');
+    for (size_t i = 0; i < sorted_labels.size(); i++) {
+        if (i > 0)
+            out.push_back(',');
+        append_json_string(out, sorted_labels[i].first);
+        out.push_back(':');
+        append_json_string(out, sorted_labels[i].second);
+    }
+    out.push_back('}');
 }
 
 } // namespace pgfleet::wire

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 #include "fleet.pb.h"
@@ -164,10 +165,16 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
 
     size_t total = 0;
     for (const auto &scrape : in.scrapes()) {
-        if (scrape.refs_size() != scrape.values_size())
+        const bool reference = scrape.refs_size() == 0 && !scrape.set_key().empty();
+        if (!scrape.set_key().empty() && scrape.set_key().size() != sizeof(SeriesSetKey::bytes))
+            return DecodeStatus::failure("invalid scrape", "a series-set key has " + std::to_string(scrape.set_key().size()) +
+                                                               " bytes, not 16");
+        if (reference && scrape.values_size() == 0)
+            return DecodeStatus::failure("invalid scrape", "a scrape refers to a series set but carries no values");
+        if (!reference && scrape.refs_size() != scrape.values_size())
             return DecodeStatus::failure("invalid scrape", "a scrape has " + std::to_string(scrape.refs_size()) +
                                                                " refs but " + std::to_string(scrape.values_size()) + " values");
-        total += scrape.refs_size();
+        total += scrape.values_size();
         if (total > kMaxSamplesPerBatch)
             return DecodeStatus::failure("too large", "a batch carries more than 8388608 samples");
     }
@@ -175,6 +182,8 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
     out.sample_ts_unix_ms.clear();
     out.sample_value.clear();
     out.scrape_end.clear();
+    out.scrape_key.clear();
+    out.scrape_is_reference.clear();
     out.scrape_end.reserve(static_cast<size_t>(in.scrapes_size()));
     out.sample_series.reserve(total);
     out.sample_ts_unix_ms.reserve(total);
@@ -183,17 +192,34 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
         if (scrape.ts_unix_ms() < kMinTimestampMs || scrape.ts_unix_ms() > kMaxTimestampMs)
             return DecodeStatus::failure("invalid scrape", "scrape timestamp " + std::to_string(scrape.ts_unix_ms()) +
                                                                " ms is outside 2000..2200");
-        for (int i = 0; i < scrape.refs_size(); i++) {
-            auto it = index_of_ref.find(scrape.refs(i));
-            if (it == index_of_ref.end())
-                return DecodeStatus::failure("invalid scrape", "a scrape refers to undeclared series ref " +
-                                                                   std::to_string(scrape.refs(i)));
-            out.sample_series.push_back(it->second);
+        const size_t begin = out.sample_value.size();
+        const bool reference = scrape.refs_size() == 0 && !scrape.set_key().empty();
+        for (int i = 0; i < scrape.values_size(); i++) {
+            int32_t index = -1;
+            if (!reference) {
+                auto it = index_of_ref.find(scrape.refs(i));
+                if (it == index_of_ref.end())
+                    return DecodeStatus::failure("invalid scrape", "a scrape refers to undeclared series ref " +
+                                                                       std::to_string(scrape.refs(i)));
+                index = it->second;
+            }
+            out.sample_series.push_back(index);
             out.sample_ts_unix_ms.push_back(scrape.ts_unix_ms());
             out.sample_value.push_back(scrape.values(i));
         }
-        if (scrape.refs_size() > 0)
-            out.scrape_end.push_back(static_cast<uint32_t>(out.sample_value.size()));
+        if (out.sample_value.size() == begin)
+            continue; /* an empty scrape: nothing to store */
+        SeriesSetKey key;
+        if (reference) {
+            memcpy(key.bytes, scrape.set_key().data(), sizeof key.bytes);
+        } else {
+            key = series_set_key(out, begin, out.sample_value.size());
+            if (!scrape.set_key().empty() && memcmp(key.bytes, scrape.set_key().data(), sizeof key.bytes) != 0)
+                return DecodeStatus::failure("invalid scrape", "a scrape's series-set key does not match its series");
+        }
+        out.scrape_end.push_back(static_cast<uint32_t>(out.sample_value.size()));
+        out.scrape_key.push_back(key);
+        out.scrape_is_reference.push_back(reference ? 1 : 0);
     }
     return DecodeStatus::success();
 }

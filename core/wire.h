@@ -48,24 +48,59 @@ struct InstanceInfo {
     uint32_t port = 0;
 };
 
-/* Metric samples in columnar form; sample_series[i] indexes series (0-based). Scrape k holds the
- * samples [scrape_end[k-1], scrape_end[k]) (scrape 0 starts at 0), all with one timestamp. */
+/* The identity of one scrape's series list, in order: a 128-bit hash of each sample's series
+ * (metric, kind, unit, canonical labels). Scrapes with the same key share one fleet.series_set row
+ * (the hot tier then stores only their values), and an agent may refer to a set it declared earlier
+ * by this key alone (wire schema_minor 2). Keys are scoped to one instance in the database, so a
+ * collision, 2^-128-unlikely by accident, could only ever mix up series of one agent's own. */
+struct SeriesSetKey {
+    uint8_t bytes[16];
+
+    bool operator==(const SeriesSetKey &other) const;
+    bool operator!=(const SeriesSetKey &other) const { return !(*this == other); }
+};
+
+/* Streams a scrape's series, in order, into its SeriesSetKey (core/series_key.cpp). Producers (the
+ * agent) and the decoder compute keys with this one class, so they agree by construction. */
+class SeriesSetHasher {
+public:
+    /* Adds one series: kind is "gauge" or "counter", labels_json the canonical labels object. */
+    void add_series(std::string_view metric, std::string_view kind, std::string_view unit, std::string_view labels_json);
+    SeriesSetKey finish() const;
+
+private:
+    void add_terminated(std::string_view text);
+    void add(const char *data, size_t size);
+    void mix(uint64_t word);
+
+    uint64_t a_ = 0x243F6A8885A308D3ULL;
+    uint64_t b_ = 0x13198A2E03707344ULL;
+    uint64_t length_ = 0;
+    char pending_[8] = {0};
+    size_t fill_ = 0;
+};
+
+/* Metric samples in columnar form. Scrape k holds the samples [scrape_end[k-1], scrape_end[k])
+ * (scrape 0 starts at 0), all with one timestamp, and has the series-set key scrape_key[k].
+ * A declared scrape (scrape_is_reference[k] == 0) names its series: sample_series[i] indexes series
+ * (0-based). A reference (1) names only its set key: its sample_series entries are -1, and its values
+ * belong in order to the series of the set the agent declared earlier under that key. */
 struct MetricBatch {
     std::vector<SeriesDecl> series;
     std::vector<int32_t> sample_series;
     std::vector<int64_t> sample_ts_unix_ms;
     std::vector<double> sample_value;
     std::vector<uint32_t> scrape_end;
+    std::vector<SeriesSetKey> scrape_key;
+    std::vector<uint8_t> scrape_is_reference;
 };
 
-/* The identity of one scrape's series list, in order: a 128-bit hash of each sample's series
- * (metric, kind, unit, canonical labels). Scrapes with the same key share one fleet.series_set row
- * (the hot tier then stores only their values). Keys are scoped to one instance in the database, so
- * a collision, 2^-128-unlikely by accident, could only ever mix up series of one agent's own. */
-struct SeriesSetKey {
-    uint8_t bytes[16];
-};
+/* The key of the declared scrape holding samples [begin, end) of batch. */
 SeriesSetKey series_set_key(const MetricBatch &batch, size_t begin, size_t end);
+
+/* The canonical JSON object of a series' labels, given sorted by name with unique names (the form the
+ * decoder stores): {"name":"value",...}. */
+void append_labels_json(std::string &out, const std::vector<std::pair<std::string_view, std::string_view>> &sorted_labels);
 
 enum class PayloadKind { None, Metrics, Statements, Activity, Inventory, Events, Result };
 

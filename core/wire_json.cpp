@@ -127,6 +127,21 @@ std::string envelope_to_json(const Envelope &e)
             out.push_back(']');
         }
         out.push_back(']');
+        /* per scrape: where its samples end, its series-set key, and whether it only refers to the set */
+        key(out, "scrapes", first);
+        out.push_back('[');
+        static const char hex[] = "0123456789abcdef";
+        for (size_t k = 0; k < e.metrics.scrape_end.size(); k++) {
+            if (k > 0)
+                out.push_back(',');
+            out += "{\"end\":" + std::to_string(e.metrics.scrape_end[k]) + ",\"set_key\":\"";
+            for (uint8_t b : e.metrics.scrape_key[k].bytes) {
+                out.push_back(hex[b >> 4]);
+                out.push_back(hex[b & 15]);
+            }
+            out += e.metrics.scrape_is_reference[k] ? "\",\"reference\":true}" : "\",\"reference\":false}";
+        }
+        out.push_back(']');
     }
     out.push_back('}');
     return out;

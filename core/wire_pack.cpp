@@ -11,10 +11,13 @@
 
 #include "core/wire_pack.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <zstd.h>
 
@@ -30,6 +33,31 @@ bool is_integral(double v)
     return !(v == 0.0 && std::signbit(v));
 }
 
+/* A scrape that refers to a series set by key (schema_minor 2) instead of naming its series. */
+bool is_reference(const v1::Scrape &scrape)
+{
+    return scrape.refs_size() == 0 && !scrape.set_key().empty();
+}
+
+/* The previous integral values a delta is taken against: per series ref for declared scrapes, per
+ * (set key, position) for references. Both start at 0. */
+class DeltaBases {
+public:
+    int64_t &at(const v1::Scrape &scrape, int k)
+    {
+        if (!is_reference(scrape))
+            return by_ref_[scrape.refs(k)];
+        std::vector<int64_t> &set = by_set_[scrape.set_key()];
+        if (set.size() <= static_cast<size_t>(k))
+            set.resize(static_cast<size_t>(k) + 1, 0);
+        return set[static_cast<size_t>(k)];
+    }
+
+private:
+    std::unordered_map<uint32_t, int64_t> by_ref_;
+    std::unordered_map<std::string, std::vector<int64_t>> by_set_;
+};
+
 } // namespace
 
 void pack_metric_batch(v1::MetricBatch &batch)
@@ -41,18 +69,19 @@ void pack_metric_batch(v1::MetricBatch &batch)
     for (const auto &scrape : batch.scrapes())
         total += static_cast<size_t>(scrape.values_size());
     std::string bitmap((total + 7) / 8, '\0');
-    std::unordered_map<uint32_t, int64_t> previous;
-    previous.reserve(static_cast<size_t>(batch.series_size()));
+    DeltaBases previous;
     int64_t previous_ts = 0;
     size_t j = 0;
     for (auto &scrape : *batch.mutable_scrapes()) {
         packed->add_ts_deltas_ms(scrape.ts_unix_ms() - previous_ts);
         previous_ts = scrape.ts_unix_ms();
+        if (is_reference(scrape))
+            scrape.set_value_count(static_cast<uint32_t>(scrape.values_size()));
         for (int k = 0; k < scrape.values_size(); k++, j++) {
             double v = scrape.values(k);
             if (is_integral(v)) {
                 int64_t iv = static_cast<int64_t>(v);
-                int64_t &prev = previous[scrape.refs(k)]; /* 0 for a series' first value */
+                int64_t &prev = previous.at(scrape, k); /* 0 for a series' first value */
                 packed->add_int_deltas(iv - prev);
                 prev = iv;
             } else {
@@ -82,7 +111,11 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
             error = "a scrape of a packed batch carries its own timestamp or values";
             return false;
         }
-        total += static_cast<size_t>(scrape.refs_size());
+        if (!is_reference(scrape) && scrape.value_count() != 0) {
+            error = "a scrape with refs carries a value count";
+            return false;
+        }
+        total += static_cast<size_t>(is_reference(scrape) ? scrape.value_count() : scrape.refs_size());
     }
     const std::string &bitmap = packed.double_bitmap();
     if (bitmap.size() != (total + 7) / 8) {
@@ -99,8 +132,7 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
                 " integer deltas";
         return false;
     }
-    std::unordered_map<uint32_t, int64_t> previous;
-    previous.reserve(static_cast<size_t>(batch.series_size()));
+    DeltaBases previous;
     int64_t ts = 0;
     size_t j = 0, next_double = 0, next_int = 0;
     for (int s = 0; s < batch.scrapes_size(); s++) {
@@ -108,12 +140,14 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
         /* wrapping arithmetic: a hostile delta must not be undefined behaviour; the decoder checks the range */
         ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + static_cast<uint64_t>(packed.ts_deltas_ms(s)));
         scrape->set_ts_unix_ms(ts);
-        for (int k = 0; k < scrape->refs_size(); k++, j++) {
+        const int count = static_cast<int>(is_reference(*scrape) ? scrape->value_count() : scrape->refs_size());
+        scrape->set_value_count(0);
+        for (int k = 0; k < count; k++, j++) {
             if ((static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u) {
                 scrape->add_values(packed.doubles(static_cast<int>(next_double++)));
                 continue;
             }
-            int64_t &prev = previous[scrape->refs(k)];
+            int64_t &prev = previous.at(*scrape, k);
             prev = static_cast<int64_t>(static_cast<uint64_t>(prev) +
                                         static_cast<uint64_t>(packed.int_deltas(static_cast<int>(next_int++))));
             if (prev > static_cast<int64_t>(kMaxExactInteger) || prev < -static_cast<int64_t>(kMaxExactInteger)) {
@@ -125,6 +159,44 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
     }
     batch.clear_packed();
     return true;
+}
+
+bool scrape_set_key(const v1::MetricBatch &batch, const v1::Scrape &scrape, SeriesSetKey &key, std::string &error)
+{
+    std::unordered_map<uint32_t, const v1::SeriesDecl *> decl_of_ref;
+    decl_of_ref.reserve(static_cast<size_t>(batch.series_size()));
+    for (const auto &decl : batch.series())
+        decl_of_ref.emplace(decl.ref(), &decl);
+    SeriesSetHasher hasher;
+    std::vector<std::pair<std::string_view, std::string_view>> labels;
+    std::string labels_json;
+    for (uint32_t ref : scrape.refs()) {
+        auto it = decl_of_ref.find(ref);
+        if (it == decl_of_ref.end()) {
+            error = "series ref " + std::to_string(ref) + " is not declared";
+            return false;
+        }
+        const v1::SeriesDecl &decl = *it->second;
+        labels.clear();
+        for (const auto &label : decl.labels())
+            labels.emplace_back(label.name(), label.value());
+        std::sort(labels.begin(), labels.end());
+        labels_json.clear();
+        append_labels_json(labels_json, labels);
+        hasher.add_series(decl.metric(), decl.kind() == v1::COUNTER ? "counter" : "gauge", decl.unit(), labels_json);
+    }
+    key = hasher.finish();
+    return true;
+}
+
+void make_references(v1::MetricBatch &batch, const std::vector<SeriesSetKey> &keys)
+{
+    for (int k = 0; k < batch.scrapes_size() && static_cast<size_t>(k) < keys.size(); k++) {
+        v1::Scrape *scrape = batch.mutable_scrapes(k);
+        scrape->clear_refs();
+        scrape->set_set_key(keys[static_cast<size_t>(k)].bytes, sizeof keys[static_cast<size_t>(k)].bytes);
+    }
+    batch.clear_series();
 }
 
 bool compress_metrics(v1::Envelope &envelope, int level, std::string &error)

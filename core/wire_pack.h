@@ -6,6 +6,8 @@
  *             deltas against the previous value of the same series in the batch, the rest stay doubles
  *             (proto PackedValues). Lossless, bit for bit: -0.0, NaN payloads and non-integral values
  *             travel as doubles.
+ *   sets      a scrape's ordered series list has a key (schema_minor 2); a producer whose set the centre
+ *             knows sends the key instead of the series (scrape_set_key, make_references).
  *   zstd      the serialized MetricBatch compressed into Envelope.metrics_zstd (one frame with its
  *             content size, so the decoder can refuse a decompression bomb before allocating).
  *
@@ -17,6 +19,7 @@
 #include <cstddef>
 #include <string>
 
+#include "core/wire.h"
 #include "fleet.pb.h"
 
 namespace pgfleet::wire {
@@ -28,6 +31,15 @@ void pack_metric_batch(v1::MetricBatch &batch);
 /* Restores plain scrapes (ts_unix_ms and values) from batch.packed and clears it; false and why when
  * the packed form is inconsistent (counts that do not add up, a bitmap of the wrong size). */
 bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error);
+
+/* The series-set key of a plain (not yet packed) scrape of batch, as the decoder computes it from
+ * the scrape's declared series in refs order. False and why when a ref is not declared in batch. */
+bool scrape_set_key(const v1::MetricBatch &batch, const v1::Scrape &scrape, SeriesSetKey &key, std::string &error);
+
+/* Turns every scrape of a plain batch into a reference to its series set (keys[k] for scrape k, as
+ * scrape_set_key gave them): the scrapes keep their values, lose their refs, and the batch loses its
+ * series declarations. For a producer whose sets the centre already knows (proto Scrape). */
+void make_references(v1::MetricBatch &batch, const std::vector<SeriesSetKey> &keys);
 
 /* Moves the envelope's metrics payload into metrics_zstd (serialized, compressed at level). */
 bool compress_metrics(v1::Envelope &envelope, int level, std::string &error);

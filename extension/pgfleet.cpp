@@ -33,6 +33,7 @@ char *setting_nats_credentials = nullptr;
 int setting_ingest_workers = 1;
 int setting_batch_size = 500;
 int setting_maintenance_interval = 30;
+int setting_series_set_wait = 900;
 
 namespace {
 
@@ -95,6 +96,13 @@ void define_settings()
     DefineCustomIntVariable("pgfleet.maintenance_interval", "Seconds between rounds of the maintenance worker.",
                             "A round computes pending rollups and, at most hourly, applies retention.",
                             &setting_maintenance_interval, 30, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pgfleet.series_set_wait",
+                            "Seconds a metrics batch that refers to an unknown series set is retried.",
+                            "An agent refers to a series set by key once a batch declaring it was acknowledged by "
+                            "the stream; the declaring batch may still be on its way. After this long the batch "
+                            "goes to fleet.dead_letter. Agents declare every set again every 10 minutes.",
+                            &setting_series_set_wait, 900, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
                             nullptr);
     MarkGUCPrefixReserved("pgfleet");
 }

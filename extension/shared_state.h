@@ -67,6 +67,7 @@ extern char *setting_nats_credentials;
 extern int setting_ingest_workers;
 extern int setting_batch_size;
 extern int setting_maintenance_interval;
+extern int setting_series_set_wait;
 
 /* The maintenance worker's pid in shared memory (0: none). */
 int read_maintenance_pid();

@@ -18,11 +18,21 @@
  *             (the sustained mode), for TICKS intervals.
  * Options: --url URL --instances N --series M --interval S --ticks K --templates FILE --agent-prefix P
  *          --boot B --namespace NS --max-pending N --end-ms MS (last timestamp; default now)
+ *          --first-batch-seq Q (default 1: a new boot; more: the same boot going on)
+ *          --sets agent|declare|known   how scrapes name their series (wire schema_minor 2):
+ *             agent    (default) as pgfleet-agent does: declare the series set in full, wait for the
+ *                      stream's acknowledgements, then name it by key alone; declare it again when
+ *                      the last declaration is 10 minutes old (in the batches' own time);
+ *             declare  every batch declares its series (an agent whose sets the centre never learns);
+ *             known    like agent, for a boot that already declared its sets less than 10 minutes
+ *                      before its first batch here (with --boot and --first-batch-seq: the same agents
+ *                      going on after an earlier run).
  * Prints key=value lines: messages, samples, payload_bytes, wire_bytes (payload + subject + NATS
  * header block), publish_seconds, failed.
  */
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -108,6 +118,8 @@ int main(int argc, char **argv)
     bool paced = false;
     bool dry_run = false; /* build and count the messages, publish nothing (wire size comparisons) */
     std::string wire_form = "zstd"; /* plain (schema_minor 0), packed, zstd (packed + zstd: what the agent sends) */
+    std::string sets_mode = "agent";
+    long long first_batch_seq = 1;
     for (int i = 1; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--paced") { paced = true; continue; }
@@ -127,6 +139,8 @@ int main(int argc, char **argv)
         else if (k == "--end-ms") end_ms = atoll(v.c_str());
         else if (k == "--jitter-ms") jitter_ms = atoll(v.c_str());
         else if (k == "--wire") wire_form = v;
+        else if (k == "--sets") sets_mode = v;
+        else if (k == "--first-batch-seq") first_batch_seq = atoll(v.c_str());
         else { fprintf(stderr, "fleet_load: unknown option %s\n", k.c_str()); return 2; }
     }
     std::vector<Template> tpl;
@@ -165,9 +179,25 @@ int main(int argc, char **argv)
         agents[i] = prefix + "-" + std::to_string(i);
         subjects[i] = "fleet.in." + ns + "." + agents[i] + ".metrics";
     }
+    if (sets_mode != "agent" && sets_mode != "declare" && sets_mode != "known") {
+        fprintf(stderr, "fleet_load: --sets must be agent, declare or known\n");
+        return 2;
+    }
+    if (wire_form == "plain" && sets_mode != "declare") sets_mode = "declare"; /* schema_minor 0 has no set keys */
+    /* every instance's scrape has the same series list: its key is computed once, from the first
+     * declaring batch */
+    bool key_computed = false;
+    pgfleet::wire::SeriesSetKey set_key{};
+    /* the batches' time when the last declaration was acknowledged (known: just before the first tick) */
+    bool sets_known = sets_mode == "known";
+    long long declared_ts = LLONG_MIN;
+    long long references = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const long long wall0 = now_ms();
     for (long long k = 0; k < ticks; k++) {
+        const long long tick_ts = paced ? wall0 + k * interval_ms : first_ts + k * interval_ms;
+        if (sets_known && declared_ts == LLONG_MIN) declared_ts = tick_ts - interval_ms;
+        const bool refer = sets_mode != "declare" && sets_known && tick_ts - declared_ts < 600000;
         for (long long i = 0; i < instances; i++) {
             long long ts = first_ts + k * interval_ms;
             /* a real agent seals its scrape a few ms off the interval: a fixed pseudo-random offset per
@@ -186,10 +216,10 @@ int main(int argc, char **argv)
             env.set_schema_major(1);
             env.set_agent_id(agents[i]);
             env.set_boot_id(boot);
-            env.set_batch_seq(static_cast<uint64_t>(k + 1));
+            env.set_batch_seq(static_cast<uint64_t>(k + first_batch_seq));
             env.set_namespace_(ns);
             env.set_created_unix_ms(ts);
-            if (k == 0) {
+            if (k == 0 && first_batch_seq == 1) {
                 auto *inst = env.mutable_instance();
                 inst->set_hostname("host-" + agents[i]);
                 inst->set_server_version("15.8");
@@ -203,6 +233,14 @@ int main(int argc, char **argv)
             for (long long j = 0; j < series; j++) {
                 const Template &t = tpl[j % tpl.size()];
                 long long replica = j / static_cast<long long>(tpl.size());
+                long long pos = k + 7 * i + j;
+                size_t idx = static_cast<size_t>(pos % static_cast<long long>(len));
+                double v = t.values[idx];
+                if (t.counter) v += static_cast<double>(pos / static_cast<long long>(len)) * (t.values[len - 1] - t.values[0]);
+                if (refer && key_computed) {
+                    scrape->add_values(v);
+                    continue;
+                }
                 auto *d = m->add_series();
                 d->set_ref(static_cast<uint32_t>(j));
                 d->set_metric(t.metric);
@@ -217,15 +255,26 @@ int main(int argc, char **argv)
                     auto *lab = d->add_labels(); lab->set_name(l.first); lab->set_value(l.second);
                 }
                 if (!replica_done) { auto *r = d->add_labels(); r->set_name("replica"); r->set_value(std::to_string(replica)); }
-                long long pos = k + 7 * i + j;
-                size_t idx = static_cast<size_t>(pos % static_cast<long long>(len));
-                double v = t.values[idx];
-                if (t.counter) v += static_cast<double>(pos / static_cast<long long>(len)) * (t.values[len - 1] - t.values[0]);
                 scrape->add_refs(static_cast<uint32_t>(j));
                 scrape->add_values(v);
             }
             if (wire_form != "plain") {
-                env.set_schema_minor(1);
+                std::string error;
+                if (!key_computed && !pgfleet::wire::scrape_set_key(*m, *scrape, set_key, error)) {
+                    fprintf(stderr, "fleet_load: %s\n", error.c_str());
+                    return 1;
+                }
+                key_computed = true;
+                if (refer) {
+                    if (scrape->refs_size() > 0) pgfleet::wire::make_references(*m, {set_key});
+                    else scrape->set_set_key(set_key.bytes, sizeof set_key.bytes);
+                    references++;
+                } else {
+                    scrape->set_set_key(set_key.bytes, sizeof set_key.bytes);
+                }
+            }
+            if (wire_form != "plain") {
+                env.set_schema_minor(2);
                 pgfleet::wire::pack_metric_batch(*env.mutable_metrics());
                 std::string error;
                 if (wire_form == "zstd" && !pgfleet::wire::compress_metrics(env, 3, error)) {
@@ -247,12 +296,28 @@ int main(int argc, char **argv)
             /* HPUB headers block: "NATS/1.0\r\n" + "Nats-Msg-Id: <id>\r\n" + "\r\n" */
             wire_bytes += static_cast<long long>(body.size() + subjects[i].size() + 10 + 13 + msg_id.size() + 2 + 2);
         }
+        if (sets_mode != "declare" && !refer) {
+            /* this tick declared the sets: like the agent, name them by key only once the stream
+             * acknowledged the declaring batches */
+            if (!dry_run) {
+                jsPubOptions po;
+                jsPubOptions_Init(&po);
+                po.MaxWait = 120000;
+                if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
+                    fprintf(stderr, "fleet_load: the declaring batches were not acknowledged\n");
+                    return 1;
+                }
+            }
+            sets_known = true;
+            declared_ts = tick_ts;
+        }
     }
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 120000;
     natsStatus done = dry_run ? NATS_OK : js_PublishAsyncComplete(js, &po);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("references=%lld\n", references);
     printf("messages=%lld\nsamples=%lld\npayload_bytes=%lld\nwire_bytes=%lld\npublish_seconds=%.3f\nfailed=%lld\ncomplete=%s\nfirst_ts_ms=%lld\n",
            messages, samples, payload_bytes, wire_bytes, secs, g_failed.load(), done == NATS_OK ? "yes" : "no",
            paced ? wall0 : first_ts);

@@ -11,6 +11,8 @@
 #     and stored exactly once when the table is back;
 #   - a restarted launcher does not start a second worker for a slot;
 #   - nats-server killed with SIGKILL and restarted while a producer publishes: every batch once;
+#   - series sets named by key: references that arrive before their declaration are stored once it
+#     is; a reference to a set never declared goes to dead letter after pgfleet.series_set_wait;
 #   - the maintenance worker's rollups count every raw sample exactly once;
 #   - the server log never says "terminated by signal".
 # Private directories, a free NATS port, a Unix-socket-only PostgreSQL: runs beside copies of itself.
@@ -150,6 +152,32 @@ ok "the launcher is restarted by the postmaster" \
 sleep 2
 ok "one ingest worker per slot after the launcher restart" \
   test "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgfleet ingest'")" = 1
+
+# 9. Series sets by key (wire schema_minor 2): references that arrive before the batch declaring their
+# set are retried until it is stored; a reference to a set never declared is dead-lettered after
+# pgfleet.series_set_wait (5 s here: retries after 1, 2 and 4 s, then dead letter at the 4th delivery).
+sql "ALTER SYSTEM SET pgfleet.series_set_wait = 5" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+publish_batches --agent sets-agent --boot b1 --first-seq 2 --count 5 --series 3 --references >/dev/null
+publish_batches --agent sets-agent --boot b1 --first-seq 1 --count 1 --series 3 >/dev/null
+ok "references published before their declaration are stored once it is (6 batches)" \
+  wait_for 30 "SELECT count(*) = 6 FROM fleet.ingest_ledger WHERE agent_id = 'sets-agent'"
+# sum over seq in 1..6 of (seq*1000*3 + 0+1+2)
+ok "their samples exactly once (count and checksum)" \
+  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
+               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'sets-agent'")" = "18/18/$(( 21 * 3000 + 6 * 3 ))"
+ok "the references share the declared batch's series set (one set, three series)" \
+  test "$(sql "SELECT count(*) || '/' || min(series_count) FROM fleet.series_set ss JOIN fleet.instance i USING (instance_id)
+               WHERE i.agent_id = 'sets-agent'")" = "1/3"
+publish_batches --agent sets-agent --boot b1 --first-seq 7 --count 1 --series 4 --references >/dev/null
+ok "a reference to a set never declared is dead-lettered as unknown series set after the wait" \
+  wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = 'unknown series set'
+               AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.sets-agent.%'"
+ok "nothing of it was stored" \
+  test "$(sql "SELECT count(*) FROM fleet.ingest_ledger WHERE agent_id = 'sets-agent'")" = 6
+sql "ALTER SYSTEM RESET pgfleet.series_set_wait" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
 
 # 8. The maintenance worker rolled everything up: every raw sample is counted once in the rollups.
 ok "the maintenance worker's 1-minute rollups count every raw sample exactly once" \

@@ -10,6 +10,9 @@
  *   --bad-port-at SEQ  batch SEQ claims instance port 4000000000: it decodes, but the database refuses
  *                      it (integer out of range, SQLSTATE 22003), so it must be dead-lettered
  *   --republish        publish each batch twice, with and without Nats-Msg-Id (duplicates on purpose)
+ *   --references       every batch names its series set by key alone (wire schema_minor 2), as an agent
+ *                      does once a batch declaring the set was acknowledged: the centre must find the
+ *                      set declared by another batch (the same series: the same key)
  * Every publish waits for its PubAck (retrying for up to 30 s while the stream is unavailable), so
  * when the tool exits 0 every batch is in the stream.
  */
@@ -22,6 +25,7 @@
 
 #include <nats/nats.h>
 
+#include "core/wire_pack.h"
 #include "fleet.pb.h"
 
 namespace {
@@ -29,7 +33,7 @@ namespace {
 struct Options {
     std::string url = "nats://127.0.0.1:4222", ns = "default", agent = "test-agent", boot = "boot-1";
     long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1, bad_port_at = -1;
-    bool republish = false;
+    bool republish = false, references = false;
 };
 
 /* Publishes one message with an optional Msg-Id, retrying until the stream acknowledges it. */
@@ -62,10 +66,12 @@ int main(int argc, char **argv)
         std::string k = argv[i];
         if (k == "--help" || k == "-h") {
             printf("usage: fleet_publish [--url URL] [--namespace NS] [--agent ID] [--boot BOOT] [--first-seq N]\n"
-                   "  [--count N] [--series N] [--base-ms MS] [--garbage-at SEQ] [--bad-port-at SEQ] [--republish]\n");
+                   "  [--count N] [--series N] [--base-ms MS] [--garbage-at SEQ] [--bad-port-at SEQ] [--republish]\n"
+                   "  [--references]\n");
             return 0;
         }
         if (k == "--republish") { o.republish = true; i--; continue; }
+        if (k == "--references") { o.references = true; i--; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "fleet_publish: option %s needs a value\n", k.c_str()); return 2; }
         std::string v = argv[i + 1];
         if (k == "--url") o.url = v;
@@ -126,6 +132,16 @@ int main(int argc, char **argv)
                 l->set_value(std::to_string(k));
                 scrape->add_refs(static_cast<uint32_t>(k));
                 scrape->add_values(static_cast<double>(seq * 1000 + k));
+            }
+            if (o.references) {
+                pgfleet::wire::SeriesSetKey key;
+                std::string error;
+                if (!pgfleet::wire::scrape_set_key(*m, *scrape, key, error)) {
+                    fprintf(stderr, "fleet_publish: %s\n", error.c_str());
+                    return 1;
+                }
+                pgfleet::wire::make_references(*m, {key});
+                env.set_schema_minor(2);
             }
             env.SerializeToString(&body);
         }

@@ -36,7 +36,7 @@ TEST(Batch, EncodeDecodeRoundTrip) {
     Envelope decoded;
     ASSERT_TRUE(decoded.ParseFromString(bytes));
     EXPECT_EQ(decoded.schema_major(), 1u);
-    EXPECT_EQ(decoded.schema_minor(), 1u);
+    EXPECT_EQ(decoded.schema_minor(), 2u);
     EXPECT_EQ(decoded.agent_id(), "central");
     EXPECT_EQ(decoded.namespace_(), "default");
     EXPECT_EQ(decoded.boot_id(), "0b6f3c2e-8d4a-4c1e-9f00-1234567890ab");
@@ -130,4 +130,96 @@ TEST(BatchDeathTest, DuplicateLabelNameIsABrokenInvariant) {
     BatchBuilder builder;
     builder.begin("a", "n", "boot", 1, 1000);
     EXPECT_DEATH(builder.add("m", GAUGE, "", {{"x", "1"}, {"x", "2"}}, 0), "duplicate label \"x\"");
+}
+
+// ---- series sets by key (wire schema_minor 2) ----------------------------------------------------
+
+namespace {
+// A metrics batch of the agent's shape: three series, values shifted by delta.
+void fill(BatchBuilder &builder, uint64_t batch_seq, int64_t ts, double delta) {
+    builder.begin("central", "default", "boot-1", batch_seq, ts);
+    builder.add("host.cpu.seconds", COUNTER, "seconds", {{"mode", "user"}}, 74.36 + delta);
+    builder.add("host.memory.used_bytes", GAUGE, "bytes", {}, 473538560.0 + delta);
+    builder.add("test.metric", GAUGE, "", {{"zeta", "1"}, {"alpha", "2"}}, -1.5 - delta);
+}
+
+// What the centre's decoder makes of sealed bytes.
+pgfleet::wire::Envelope decode_sealed(const std::string &bytes) {
+    pgfleet::wire::Envelope out;
+    pgfleet::wire::DecodeStatus st = pgfleet::wire::decode_envelope(bytes.data(), bytes.size(), out);
+    EXPECT_TRUE(st.ok) << st.reason << ": " << st.detail;
+    return out;
+}
+}  // namespace
+
+TEST(SeriesSetMemory, ASetIsNameableOnlyAfterTheStreamAcknowledgedItsDeclaration) {
+    SeriesSetMemory sets;
+    pgfleet::wire::SeriesSetKey a{}, b{};
+    a.bytes[0] = 1;
+    b.bytes[0] = 2;
+    const int64_t t = 1700000000000;
+    EXPECT_FALSE(sets.may_refer(a, t));
+    sets.declared(5, a);
+    EXPECT_FALSE(sets.may_refer(a, t)) << "declared but not acknowledged";
+    sets.acknowledged(4, t);
+    EXPECT_FALSE(sets.may_refer(a, t)) << "an earlier batch's acknowledgement says nothing of batch 5";
+    sets.acknowledged(5, t);
+    EXPECT_TRUE(sets.may_refer(a, t + 1000));
+    EXPECT_FALSE(sets.may_refer(b, t + 1000));
+    EXPECT_TRUE(sets.may_refer(a, t + SeriesSetMemory::kSeriesSetFreshMs - 1));
+    EXPECT_FALSE(sets.may_refer(a, t + SeriesSetMemory::kSeriesSetFreshMs)) << "declared again every 10 minutes";
+    EXPECT_FALSE(sets.may_refer(a, t - 1)) << "a clock stepped back does not extend the window";
+}
+
+TEST(SeriesSetMemory, ADroppedDeclarationNeverMakesItsSetNameable) {
+    SeriesSetMemory sets;
+    pgfleet::wire::SeriesSetKey a{};
+    a.bytes[3] = 7;
+    const int64_t t = 1700000000000;
+    sets.declared(10, a);  // batch 10 is dropped from the spool: never acknowledged
+    sets.acknowledged(11, t);
+    EXPECT_FALSE(sets.may_refer(a, t));
+    sets.acknowledged(10, t);  // (cannot happen after 11, but must not resurrect it)
+    EXPECT_FALSE(sets.may_refer(a, t));
+}
+
+TEST(Batch, ScrapesNameTheirSetByKeyOnceItIsAcknowledged) {
+    BatchBuilder builder;
+    SeriesSetMemory sets;
+    const int64_t t = 1700000000000;
+
+    fill(builder, 1, t, 0);
+    pgfleet::wire::Envelope first = decode_sealed(builder.seal(&sets));
+    ASSERT_EQ(first.metrics.scrape_end.size(), 1u);
+    EXPECT_EQ(first.metrics.scrape_is_reference[0], 0) << "the first batch declares its series";
+    EXPECT_EQ(first.metrics.series.size(), 3u);
+
+    fill(builder, 2, t + 10000, 1);
+    pgfleet::wire::Envelope second = decode_sealed(builder.seal(&sets));
+    EXPECT_EQ(second.metrics.scrape_is_reference[0], 0) << "batch 1 is not acknowledged yet";
+
+    sets.acknowledged(1, t + 10500);
+    fill(builder, 3, t + 20000, 2);
+    const std::string third_bytes = builder.seal(&sets);
+    pgfleet::wire::Envelope third = decode_sealed(third_bytes);
+    EXPECT_EQ(third.metrics.scrape_is_reference[0], 1);
+    EXPECT_TRUE(third.metrics.series.empty()) << "a reference carries no declarations";
+    EXPECT_TRUE(third.metrics.scrape_key[0] == first.metrics.scrape_key[0])
+        << "the agent's key is the one the decoder computes from the declarations";
+    ASSERT_EQ(third.metrics.sample_value.size(), 3u);
+    EXPECT_EQ(third.metrics.sample_value[0], 76.36);
+    EXPECT_EQ(third.metrics.sample_value[1], 473538562.0);
+    EXPECT_EQ(third.metrics.sample_value[2], -3.5);
+    EXPECT_EQ(third.metrics.sample_series, (std::vector<int32_t>{-1, -1, -1}));
+
+    fill(builder, 4, t + 10500 + SeriesSetMemory::kSeriesSetFreshMs, 3);
+    pgfleet::wire::Envelope fourth = decode_sealed(builder.seal(&sets));
+    EXPECT_EQ(fourth.metrics.scrape_is_reference[0], 0) << "10 minutes after its acknowledgement a set is declared again";
+
+    BatchBuilder other;
+    fill(other, 1, t, 0);
+    other.add("extra.series", GAUGE, "", {}, 1.0);
+    pgfleet::wire::Envelope changed = decode_sealed(other.seal(&sets));
+    EXPECT_EQ(changed.metrics.scrape_is_reference[0], 0) << "a different series list is a different set";
+    EXPECT_FALSE(changed.metrics.scrape_key[0] == first.metrics.scrape_key[0]);
 }

@@ -165,3 +165,118 @@ TEST(WirePack, HostileZstdIsRefused)
     e.set_metrics_zstd(frame.substr(0, frame.size() / 2));
     EXPECT_EQ(decode(e, out).reason, "invalid compressed metrics");
 }
+
+/* ---- series sets by key (schema_minor 2) ---------------------------------------------------------- */
+
+namespace {
+
+/* sample_envelope with every scrape turned into a reference to its set (keys as a producer computes). */
+v1::Envelope reference_envelope(std::vector<pgfleet::wire::SeriesSetKey> &keys)
+{
+    v1::Envelope e = sample_envelope();
+    e.set_schema_minor(2);
+    keys.clear();
+    std::string error;
+    for (const auto &scrape : e.metrics().scrapes()) {
+        pgfleet::wire::SeriesSetKey key;
+        EXPECT_TRUE(pgfleet::wire::scrape_set_key(e.metrics(), scrape, key, error)) << error;
+        keys.push_back(key);
+    }
+    pgfleet::wire::make_references(*e.mutable_metrics(), keys);
+    return e;
+}
+
+} // namespace
+
+TEST(WireSets, ProducerAndDecoderComputeTheSameKey)
+{
+    v1::Envelope e = sample_envelope();
+    /* labels given out of order by the producer: the key is over the canonical (sorted) form */
+    auto *l = e.mutable_metrics()->mutable_series(3)->add_labels();
+    l->set_name("a");
+    l->set_value("first");
+    std::vector<pgfleet::wire::SeriesSetKey> keys;
+    std::string error;
+    for (const auto &scrape : e.metrics().scrapes()) {
+        keys.emplace_back();
+        ASSERT_TRUE(pgfleet::wire::scrape_set_key(e.metrics(), scrape, keys.back(), error)) << error;
+    }
+    Envelope out;
+    ASSERT_TRUE(decode(e, out).ok);
+    ASSERT_EQ(out.metrics.scrape_key.size(), keys.size());
+    for (size_t k = 0; k < keys.size(); k++) {
+        EXPECT_TRUE(out.metrics.scrape_key[k] == keys[k]) << "scrape " << k;
+        EXPECT_EQ(out.metrics.scrape_is_reference[k], 0);
+    }
+    /* the same key declared explicitly is accepted; a wrong one is refused */
+    e.mutable_metrics()->mutable_scrapes(0)->set_set_key(keys[0].bytes, 16);
+    EXPECT_TRUE(decode(e, out).ok);
+    pgfleet::wire::SeriesSetKey wrong = keys[0];
+    wrong.bytes[15] ^= 1;
+    e.mutable_metrics()->mutable_scrapes(0)->set_set_key(wrong.bytes, 16);
+    DecodeStatus st = decode(e, out);
+    EXPECT_EQ(st.reason, "invalid scrape");
+    EXPECT_NE(st.detail.find("does not match"), std::string::npos) << st.detail;
+}
+
+TEST(WireSets, ReferencesRoundTripPlainPackedAndCompressed)
+{
+    Envelope declared;
+    ASSERT_TRUE(decode(sample_envelope(), declared).ok);
+    std::vector<pgfleet::wire::SeriesSetKey> keys;
+    v1::Envelope plain = reference_envelope(keys);
+    EXPECT_EQ(plain.metrics().series_size(), 0);
+    v1::Envelope compact = plain;
+    pgfleet::wire::pack_metric_batch(*compact.mutable_metrics());
+    std::string error;
+    ASSERT_TRUE(pgfleet::wire::compress_metrics(compact, 3, error)) << error;
+    for (const v1::Envelope *e : {&plain, &compact}) {
+        Envelope out;
+        DecodeStatus st = decode(*e, out);
+        ASSERT_TRUE(st.ok) << st.reason << ": " << st.detail;
+        ASSERT_EQ(out.metrics.sample_value.size(), declared.metrics.sample_value.size());
+        EXPECT_EQ(0, memcmp(out.metrics.sample_value.data(), declared.metrics.sample_value.data(),
+                            out.metrics.sample_value.size() * sizeof(double)))
+            << "values are bit-exact (the later scrapes' integer deltas are taken per set position)";
+        EXPECT_EQ(out.metrics.sample_ts_unix_ms, declared.metrics.sample_ts_unix_ms);
+        EXPECT_EQ(out.metrics.scrape_end, declared.metrics.scrape_end);
+        for (size_t k = 0; k < keys.size(); k++) {
+            EXPECT_EQ(out.metrics.scrape_is_reference[k], 1);
+            EXPECT_TRUE(out.metrics.scrape_key[k] == declared.metrics.scrape_key[k]);
+        }
+        for (int32_t s : out.metrics.sample_series)
+            EXPECT_EQ(s, -1);
+        EXPECT_NE(pgfleet::wire::envelope_to_json(out).find("\"reference\":true"), std::string::npos);
+    }
+    /* without its declarations the batch is smaller (here the declarations are short; the agent's are long) */
+    v1::Envelope declared_compact = sample_envelope();
+    pgfleet::wire::pack_metric_batch(*declared_compact.mutable_metrics());
+    ASSERT_TRUE(pgfleet::wire::compress_metrics(declared_compact, 3, error)) << error;
+    EXPECT_LT(compact.ByteSizeLong(), declared_compact.ByteSizeLong());
+}
+
+TEST(WireSets, MalformedReferencesAreRefused)
+{
+    std::vector<pgfleet::wire::SeriesSetKey> keys;
+    Envelope out;
+    v1::Envelope e = reference_envelope(keys);
+    e.mutable_metrics()->mutable_scrapes(0)->set_set_key("short");
+    EXPECT_EQ(decode(e, out).reason, "invalid scrape");
+    e = reference_envelope(keys);
+    e.mutable_metrics()->mutable_scrapes(0)->clear_values();
+    EXPECT_EQ(decode(e, out).reason, "invalid scrape");
+    /* packed: a value count that does not match the values sent */
+    e = reference_envelope(keys);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics());
+    e.mutable_metrics()->mutable_scrapes(1)->set_value_count(e.metrics().scrapes(1).value_count() + 1);
+    EXPECT_EQ(decode(e, out).reason, "invalid packed values");
+    e = reference_envelope(keys);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics());
+    e.mutable_metrics()->mutable_scrapes(1)->set_value_count(0xFFFFFFFFu);
+    EXPECT_EQ(decode(e, out).reason, "invalid packed values");
+    /* a value count on a scrape that names its series */
+    v1::Envelope d = sample_envelope();
+    pgfleet::wire::pack_metric_batch(*d.mutable_metrics());
+    d.mutable_metrics()->mutable_scrapes(0)->set_value_count(200);
+    EXPECT_EQ(decode(d, out).reason, "invalid packed values");
+}
