@@ -33,6 +33,34 @@ bool is_integral(double v)
     return !(v == 0.0 && std::signbit(v));
 }
 
+constexpr int kMaxDecimalScale = 15; /* 10^15 < 2^53: every power used is an exact double */
+const double kPowersOfTen[kMaxDecimalScale + 1] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* Decimal form only pays when the mantissa's varint is well under a double's 8 bytes: at most 6
+ * bytes, |m| < 2^41 (about 12 significant digits). */
+constexpr double kMaxDecimalMantissa = 2199023255552.0; /* 2^41 */
+
+/* The smallest scale s in 1..15 with v == m / 10^s bit for bit for an integer |m| < 2^41 (m set),
+ * or 0 when there is none (NaN, infinities, -0.0, binary fractions like 1/3, 17-digit values). */
+int decimal_scale(double v, int64_t &m)
+{
+    if (!std::isfinite(v))
+        return 0;
+    for (int s = 1; s <= kMaxDecimalScale; s++) {
+        double scaled = v * kPowersOfTen[s];
+        if (std::fabs(scaled) > kMaxDecimalMantissa)
+            return 0;
+        int64_t candidate = static_cast<int64_t>(std::nearbyint(scaled));
+        double back = static_cast<double>(candidate) / kPowersOfTen[s]; /* exactly what the decoder computes */
+        if (std::memcmp(&back, &v, sizeof v) == 0) {
+            m = candidate;
+            return s;
+        }
+    }
+    return 0;
+}
+
 /* A scrape that refers to a series set by key (schema_minor 2) instead of naming its series. */
 bool is_reference(const v1::Scrape &scrape)
 {
@@ -69,6 +97,7 @@ void pack_metric_batch(v1::MetricBatch &batch)
     for (const auto &scrape : batch.scrapes())
         total += static_cast<size_t>(scrape.values_size());
     std::string bitmap((total + 7) / 8, '\0');
+    std::string scales;
     DeltaBases previous;
     int64_t previous_ts = 0;
     size_t j = 0;
@@ -86,13 +115,21 @@ void pack_metric_batch(v1::MetricBatch &batch)
                 prev = iv;
             } else {
                 bitmap[j / 8] = static_cast<char>(static_cast<unsigned char>(bitmap[j / 8]) | (1u << (j % 8)));
-                packed->add_doubles(v);
+                int64_t mantissa = 0;
+                int scale = decimal_scale(v, mantissa);
+                scales.push_back(static_cast<char>(scale));
+                if (scale > 0)
+                    packed->add_decimal_mantissas(mantissa);
+                else
+                    packed->add_doubles(v);
             }
         }
         scrape.set_ts_unix_ms(0);
         scrape.clear_values();
     }
     packed->set_double_bitmap(std::move(bitmap));
+    if (packed->decimal_mantissas_size() > 0) /* otherwise every non-integral value is a double: no scales */
+        packed->set_decimal_scales(std::move(scales));
 }
 
 bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
@@ -122,19 +159,30 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
         error = "the double bitmap has " + std::to_string(bitmap.size()) + " bytes for " + std::to_string(total) + " values";
         return false;
     }
-    size_t doubles = 0;
+    size_t non_integral = 0;
     for (size_t j = 0; j < total; j++)
-        doubles += (static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u;
-    if (doubles != static_cast<size_t>(packed.doubles_size()) ||
-        total - doubles != static_cast<size_t>(packed.int_deltas_size())) {
+        non_integral += (static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u;
+    const std::string &scales = packed.decimal_scales();
+    size_t decimals = 0;
+    for (char c : scales) {
+        if (static_cast<unsigned char>(c) > kMaxDecimalScale) {
+            error = "a decimal scale is above 15";
+            return false;
+        }
+        decimals += c != 0;
+    }
+    if ((!scales.empty() && scales.size() != non_integral) ||
+        non_integral - decimals != static_cast<size_t>(packed.doubles_size()) ||
+        decimals != static_cast<size_t>(packed.decimal_mantissas_size()) ||
+        total - non_integral != static_cast<size_t>(packed.int_deltas_size())) {
         error = "packed values do not add up: " + std::to_string(total) + " values, " +
-                std::to_string(packed.doubles_size()) + " doubles, " + std::to_string(packed.int_deltas_size()) +
-                " integer deltas";
+                std::to_string(packed.doubles_size()) + " doubles, " + std::to_string(packed.decimal_mantissas_size()) +
+                " decimals, " + std::to_string(packed.int_deltas_size()) + " integer deltas";
         return false;
     }
     DeltaBases previous;
     int64_t ts = 0;
-    size_t j = 0, next_double = 0, next_int = 0;
+    size_t j = 0, next_double = 0, next_int = 0, next_scale = 0, next_decimal = 0;
     for (int s = 0; s < batch.scrapes_size(); s++) {
         v1::Scrape *scrape = batch.mutable_scrapes(s);
         /* wrapping arithmetic: a hostile delta must not be undefined behaviour; the decoder checks the range */
@@ -144,7 +192,17 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
         scrape->set_value_count(0);
         for (int k = 0; k < count; k++, j++) {
             if ((static_cast<unsigned char>(bitmap[j / 8]) >> (j % 8)) & 1u) {
-                scrape->add_values(packed.doubles(static_cast<int>(next_double++)));
+                int scale = scales.empty() ? 0 : static_cast<unsigned char>(scales[next_scale++]);
+                if (scale == 0) {
+                    scrape->add_values(packed.doubles(static_cast<int>(next_double++)));
+                    continue;
+                }
+                int64_t mantissa = packed.decimal_mantissas(static_cast<int>(next_decimal++));
+                if (mantissa > static_cast<int64_t>(kMaxExactInteger) || mantissa < -static_cast<int64_t>(kMaxExactInteger)) {
+                    error = "a decimal mantissa is outside +-2^53";
+                    return false;
+                }
+                scrape->add_values(static_cast<double>(mantissa) / kPowersOfTen[scale]);
                 continue;
             }
             int64_t &prev = previous.at(*scrape, k);

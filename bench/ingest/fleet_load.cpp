@@ -283,7 +283,7 @@ int main(int argc, char **argv)
                 }
             }
             env.SerializeToString(&body);
-            std::string msg_id = agents[i] + ":" + boot + ":" + std::to_string(k + 1);
+            std::string msg_id = agents[i] + ":" + boot + ":" + std::to_string(k + first_batch_seq);
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MsgId = msg_id.c_str();

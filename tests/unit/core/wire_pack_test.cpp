@@ -280,3 +280,46 @@ TEST(WireSets, MalformedReferencesAreRefused)
     d.mutable_metrics()->mutable_scrapes(0)->set_value_count(200);
     EXPECT_EQ(decode(d, out).reason, "invalid packed values");
 }
+
+TEST(WirePack, DecimalFractionsTravelAsScaledIntegersBitExactly)
+{
+    v1::Envelope e = sample_envelope();
+    auto *s = e.mutable_metrics()->mutable_scrapes(0);
+    const double decimals[] = {5741.68, 0.001, -28.35, 0.009844, 1e-15, 123456789.123456, 0.1, 0.3};
+    for (size_t k = 0; k < sizeof decimals / sizeof decimals[0]; k++)
+        s->set_values(static_cast<int>(10 + k), decimals[k]);
+    v1::Envelope packed = e;
+    pgfleet::wire::pack_metric_batch(*packed.mutable_metrics());
+    EXPECT_GE(packed.metrics().packed().decimal_mantissas_size(), 8);
+    EXPECT_EQ(packed.metrics().packed().decimal_scales().size(),
+              static_cast<size_t>(packed.metrics().packed().decimal_mantissas_size() + packed.metrics().packed().doubles_size()));
+    Envelope a, b;
+    ASSERT_TRUE(decode(e, a).ok);
+    DecodeStatus st = decode(packed, b);
+    ASSERT_TRUE(st.ok) << st.reason << ": " << st.detail;
+    ASSERT_EQ(a.metrics.sample_value.size(), b.metrics.sample_value.size());
+    EXPECT_EQ(0, memcmp(a.metrics.sample_value.data(), b.metrics.sample_value.data(), a.metrics.sample_value.size() * sizeof(double)));
+    /* random doubles: whatever the encoder chooses, the values come back bit for bit */
+    std::mt19937_64 rng(7);
+    for (int k = 0; k < 200; k++) {
+        double v;
+        uint64_t bits = rng();
+        memcpy(&v, &bits, sizeof v);
+        s->set_values(k, k % 2 ? v : static_cast<double>(rng() % 1000000) / 1000.0);
+    }
+    packed = e;
+    pgfleet::wire::pack_metric_batch(*packed.mutable_metrics());
+    ASSERT_TRUE(decode(e, a).ok);
+    ASSERT_TRUE(decode(packed, b).ok);
+    EXPECT_EQ(0, memcmp(a.metrics.sample_value.data(), b.metrics.sample_value.data(), a.metrics.sample_value.size() * sizeof(double)));
+    /* inconsistent decimal parts are refused */
+    v1::Envelope bad = packed;
+    bad.mutable_metrics()->mutable_packed()->add_decimal_mantissas(1);
+    EXPECT_EQ(decode(bad, b).reason, "invalid packed values");
+    bad = packed;
+    (*bad.mutable_metrics()->mutable_packed()->mutable_decimal_scales())[0] = 16;
+    EXPECT_EQ(decode(bad, b).reason, "invalid packed values");
+    bad = packed;
+    bad.mutable_metrics()->mutable_packed()->mutable_decimal_scales()->push_back(1);
+    EXPECT_EQ(decode(bad, b).reason, "invalid packed values");
+}
