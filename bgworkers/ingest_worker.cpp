@@ -139,6 +139,8 @@ private:
 
     void decode_batch();
     void store_batch();
+    void store_metric_fetch();
+    void call_metric_fetch(const std::vector<size_t> &batches);
     void store_message(size_t i);
     int32 store_metric_blocks(size_t i);
     void register_series_sets(size_t i);
@@ -159,6 +161,7 @@ private:
     std::vector<Outcome> outcomes_;
     std::vector<const char *> rejection_detail_; /* in batch_context_, for the log after the commit */
     std::vector<const char *> rejection_reason_; /* static strings */
+    std::vector<size_t> fast_path_;              /* messages offered to store_metric_fetch() */
     int consecutive_fetch_failures_ = 0;
     bool told_nats_down_ = false;
     bool told_extension_missing_ = false;
@@ -540,7 +543,10 @@ void IngestWorker::store_batch()
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgfleet: storing a batch");
 
+    store_metric_fetch();
     for (size_t i = 0; i < decoded_.size(); i++) {
+        if (outcomes_[i] != Outcome::Pending)
+            continue; /* stored (or found a duplicate) by the fast path */
         if (!decoded_[i].valid) {
             store_dead_letter(i, decoded_[i].reason.c_str(), decoded_[i].detail.c_str());
             continue;
@@ -595,6 +601,182 @@ Datum key_bytea(const wire::SeriesSetKey &key)
     SET_VARSIZE(b, VARHDRSZ + sizeof key.bytes);
     memcpy(VARDATA(b), key.bytes, sizeof key.bytes);
     return PointerGetDatum(b);
+}
+
+/*
+ * The fast path: every metrics message of the fetch whose instance and series sets are registered
+ * (and that carries no instance facts) is stored by one call of fleet._ingest_metric_fetch, in a
+ * subtransaction. If that call fails for any reason, the subtransaction is rolled back and every
+ * message takes the per-message path, which isolates a message the database refuses. Messages the
+ * function leaves alone (-2: something to register) take the per-message path too.
+ */
+void IngestWorker::store_metric_fetch()
+{
+    fast_path_.clear();
+    for (size_t i = 0; i < decoded_.size(); i++) {
+        const DecodedMessage &d = decoded_[i];
+        if (d.valid && d.envelope.kind == wire::PayloadKind::Metrics && !d.envelope.instance.present)
+            fast_path_.push_back(i);
+    }
+    if (fast_path_.size() < 2)
+        return;
+    MemoryContext outer_context = CurrentMemoryContext;
+    ResourceOwner outer_owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(outer_context);
+    PG_TRY();
+    {
+        call_metric_fetch(fast_path_);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(outer_context);
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+        for (size_t i : fast_path_)
+            outcomes_[i] = Outcome::Pending; /* nothing of the call remains */
+    }
+    PG_END_TRY();
+}
+
+/* The elements of a one-dimensional array Datum of a pass-by-value type (NULLs in nulls). */
+void array_elements(Datum array, Oid type, int len, char align, Datum **values, bool **nulls, int *n)
+{
+    deconstruct_array(DatumGetArrayTypeP(array), type, len, true, align, values, nulls, n);
+}
+
+/*
+ * Calls fleet._ingest_metric_fetch for the given messages (ledger, rollup work, last_seen of those
+ * it takes), then inserts the blocks of the batches it took in one INSERT whose values come from
+ * one flat float8[] parameter, and records the outcomes.
+ */
+void IngestWorker::call_metric_fetch(const std::vector<size_t> &batches)
+{
+    static const char *record_sql =
+        "SELECT p_result, p_instance, p_set FROM fleet._ingest_metric_fetch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    static Oid record_types[10] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+                                   INT4ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID, kTimestamptzArrayOid, INT4ARRAYOID};
+    static const char *insert_sql =
+        "INSERT INTO fleet.sample_block (instance_id, ts, series_set_id, vals) "
+        "SELECT u.i, u.t, u.s, $5[u.e - u.l + 1 : u.e] "
+        "FROM (SELECT x.i, x.t, x.s, x.l, sum(x.l) OVER (ORDER BY x.ord)::integer AS e "
+        "      FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::integer[]) WITH ORDINALITY AS x(i, t, s, l, ord)) AS u";
+    static Oid insert_types[5] = {INT8ARRAYOID, kTimestamptzArrayOid, INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID};
+    const size_t n = batches.size();
+    size_t nscrapes = 0;
+    for (size_t i : batches)
+        nscrapes += decoded_[i].envelope.metrics.scrape_end.size();
+    auto env = [&](size_t m) -> const wire::Envelope & { return decoded_[batches[m]].envelope; };
+    auto scrape_len = [](const wire::MetricBatch &mb, size_t j) {
+        return static_cast<int32>(mb.scrape_end[j] - (j == 0 ? 0 : mb.scrape_end[j - 1]));
+    };
+    Datum args[10];
+    args[0] = text_array(n, [&](size_t m) -> const std::string & { return env(m).agent_id; });
+    args[1] = text_array(n, [&](size_t m) -> const std::string & { return env(m).namespace_name; });
+    args[2] = text_array(n, [&](size_t m) -> const std::string & { return env(m).boot_id; });
+    args[3] = value_array(n, INT8OID, 8, TYPALIGN_DOUBLE,
+                          [&](size_t m) { return Int64GetDatum(static_cast<int64>(env(m).batch_seq)); });
+    args[4] = value_array(n, INT8OID, 8, TYPALIGN_DOUBLE, [&](size_t m) {
+        return Int64GetDatum(static_cast<int64>(batch_.meta(batches[m]).stream_seq));
+    });
+    args[5] = value_array(n, INT4OID, 4, TYPALIGN_INT, [&](size_t m) {
+        return Int32GetDatum(static_cast<int32>(env(m).metrics.sample_value.size()));
+    });
+    /* per scrape: its message (1-based), key, timestamp and length */
+    Datum *scrape_msg = static_cast<Datum *>(palloc(sizeof(Datum) * Max(nscrapes, 1)));
+    Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * Max(nscrapes, 1)));
+    Datum *ts = static_cast<Datum *>(palloc(sizeof(Datum) * Max(nscrapes, 1)));
+    Datum *len = static_cast<Datum *>(palloc(sizeof(Datum) * Max(nscrapes, 1)));
+    size_t k = 0;
+    for (size_t m = 0; m < n; m++) {
+        const wire::MetricBatch &mb = env(m).metrics;
+        for (size_t j = 0; j < mb.scrape_end.size(); j++, k++) {
+            scrape_msg[k] = Int32GetDatum(static_cast<int32>(m + 1));
+            keys[k] = key_bytea(mb.scrape_key[j]);
+            ts[k] = TimestampTzGetDatum(unix_ms_to_timestamptz(mb.sample_ts_unix_ms[mb.scrape_end[j] - 1]));
+            len[k] = Int32GetDatum(scrape_len(mb, j));
+        }
+    }
+    args[6] = PointerGetDatum(construct_array(scrape_msg, static_cast<int>(nscrapes), INT4OID, 4, true, TYPALIGN_INT));
+    args[7] = PointerGetDatum(construct_array(keys, static_cast<int>(nscrapes), BYTEAOID, -1, false, TYPALIGN_INT));
+    args[8] = PointerGetDatum(construct_array(ts, static_cast<int>(nscrapes), TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+    args[9] = PointerGetDatum(construct_array(len, static_cast<int>(nscrapes), INT4OID, 4, true, TYPALIGN_INT));
+    if (SPI_execute_with_args(record_sql, 10, record_types, args, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._ingest_metric_fetch returned no row");
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    bool null_result = false, null_instance = false, null_set = false;
+    Datum result = SPI_getbinval(row, desc, 1, &null_result);
+    Datum instance = SPI_getbinval(row, desc, 2, &null_instance);
+    Datum set = SPI_getbinval(row, desc, 3, &null_set);
+    if (null_result || null_instance)
+        elog(ERROR, "pgfleet ingest: fleet._ingest_metric_fetch returned NULL");
+    Datum *results = nullptr, *instances = nullptr, *sets = nullptr;
+    bool *result_nulls = nullptr, *instance_nulls = nullptr, *set_nulls = nullptr;
+    int nresults = 0, ninstances = 0, nsets = 0;
+    array_elements(result, INT4OID, 4, TYPALIGN_INT, &results, &result_nulls, &nresults);
+    array_elements(instance, INT8OID, 8, TYPALIGN_DOUBLE, &instances, &instance_nulls, &ninstances);
+    if (!null_set)
+        array_elements(set, INT8OID, 8, TYPALIGN_DOUBLE, &sets, &set_nulls, &nsets);
+    if (static_cast<size_t>(nresults) != n || static_cast<size_t>(ninstances) != n ||
+        (nscrapes > 0 && static_cast<size_t>(nsets) != nscrapes))
+        elog(ERROR, "pgfleet ingest: fleet._ingest_metric_fetch returned %d results for %zu batches", nresults, n);
+
+    /* the blocks of the batches taken (result >= 0) */
+    size_t new_scrapes = 0, new_values = 0;
+    for (size_t m = 0; m < n; m++)
+        if (!result_nulls[m] && DatumGetInt32(results[m]) >= 0) {
+            new_scrapes += env(m).metrics.scrape_end.size();
+            new_values += env(m).metrics.sample_value.size();
+        }
+    if (new_scrapes > 0) {
+        Datum *block_instance = static_cast<Datum *>(palloc(sizeof(Datum) * new_scrapes));
+        Datum *block_ts = static_cast<Datum *>(palloc(sizeof(Datum) * new_scrapes));
+        Datum *block_set = static_cast<Datum *>(palloc(sizeof(Datum) * new_scrapes));
+        Datum *block_len = static_cast<Datum *>(palloc(sizeof(Datum) * new_scrapes));
+        double *values = static_cast<double *>(palloc(sizeof(double) * Max(new_values, 1)));
+        size_t b = 0, v = 0;
+        k = 0;
+        for (size_t m = 0; m < n; m++) {
+            const wire::MetricBatch &mb = env(m).metrics;
+            const bool taken = !result_nulls[m] && DatumGetInt32(results[m]) >= 0;
+            for (size_t j = 0; j < mb.scrape_end.size(); j++, k++) {
+                if (!taken)
+                    continue;
+                if (instance_nulls[m] || set_nulls[k])
+                    elog(ERROR, "pgfleet ingest: fleet._ingest_metric_fetch took a batch without its instance or set");
+                block_instance[b] = instances[m];
+                block_ts[b] = ts[k];
+                block_set[b] = sets[k];
+                block_len[b] = len[k];
+                b++;
+            }
+            if (taken) {
+                memcpy(values + v, mb.sample_value.data(), mb.sample_value.size() * sizeof(double));
+                v += mb.sample_value.size();
+            }
+        }
+        Datum insert_args[5] = {
+            PointerGetDatum(construct_array(block_instance, static_cast<int>(b), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+            PointerGetDatum(construct_array(block_ts, static_cast<int>(b), TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE)),
+            PointerGetDatum(construct_array(block_set, static_cast<int>(b), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+            PointerGetDatum(construct_array(block_len, static_cast<int>(b), INT4OID, 4, true, TYPALIGN_INT)),
+            float8_array(values, v)};
+        if (SPI_execute_with_args(insert_sql, 5, insert_types, insert_args, nullptr, false, 0) != SPI_OK_INSERT ||
+            SPI_processed != b)
+            elog(ERROR, "pgfleet ingest: the fast path inserted %llu of %zu blocks",
+                 static_cast<unsigned long long>(SPI_processed), b);
+    }
+    for (size_t m = 0; m < n; m++) {
+        int32 r = result_nulls[m] ? -2 : DatumGetInt32(results[m]);
+        if (r != -2)
+            outcomes_[batches[m]] = r < 0 ? Outcome::Duplicate : Outcome::Stored;
+    }
 }
 
 /* Stores message i: metrics into the hot tier through fleet._ingest_metric_blocks (one row per scrape,

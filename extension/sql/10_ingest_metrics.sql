@@ -223,3 +223,86 @@ END
 $$;
 REVOKE ALL ON FUNCTION fleet._ingest_metrics(text, text, text, bigint, bigint, jsonb, text[], text[], text[],
                                              jsonb[], integer[], timestamptz[], double precision[]) FROM PUBLIC;
+
+-- _ingest_metric_fetch: records many metrics batches at once (the ingest worker's fast path for a
+-- whole fetch), in a few set-oriented statements instead of several per batch. Batch m (1-based) is
+-- (p_agent_id[m], p_namespace[m], p_boot_id[m], p_batch_seq[m], p_stream_seq[m]) with p_samples[m]
+-- values; scrape k belongs to batch p_scrape_msg[k] and has timestamp p_scrape_ts[k], series set
+-- p_set_keys[k] and p_scrape_len[k] values. Only batches whose agent, namespace and every series set
+-- are already registered are taken; the rest are left alone (nothing of them written) for the
+-- per-batch path (_register_series_sets, _ingest_metric_blocks), which also handles instance facts.
+-- For the batches taken it writes the ledger, the rollup work and last_seen; the caller then inserts
+-- their blocks (fleet.sample_block) in the same transaction, with the returned instance and set of
+-- each scrape (the values stay out of PL/pgSQL, which would copy a large array at every slice).
+-- p_result: per batch, samples to store, -1 when the ledger already holds it (or it appears twice in
+-- this call), -2 when it was left alone. p_instance: per batch; p_set: per scrape.
+CREATE FUNCTION fleet._ingest_metric_fetch(
+    p_agent_id text[], p_namespace text[], p_boot_id text[], p_batch_seq bigint[], p_stream_seq bigint[],
+    p_samples integer[], p_scrape_msg integer[], p_set_keys bytea[], p_scrape_ts timestamptz[],
+    p_scrape_len integer[], OUT p_result integer[], OUT p_instance bigint[], OUT p_set bigint[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance bigint[];   -- per batch: its instance, NULL when the agent or namespace is not registered
+    v_set bigint[];        -- per scrape: its series set, NULL when unknown
+    v_left int[];          -- batches left to the per-batch path
+    v_new int[];           -- batches recorded in the ledger by this call
+BEGIN
+    SELECT array_agg(CASE WHEN n.namespace_id IS NOT NULL THEN i.instance_id END ORDER BY m.ord) INTO v_instance
+    FROM unnest(p_agent_id, p_namespace) WITH ORDINALITY AS m(a, ns, ord)
+    LEFT JOIN fleet.agent ag ON ag.agent_id = m.a
+    LEFT JOIN fleet.namespace n ON n.namespace_id = ag.namespace_id AND n.name = m.ns
+    LEFT JOIN fleet.instance i ON i.agent_id = m.a;
+
+    SELECT array_agg(ss.series_set_id ORDER BY k.ord) INTO v_set
+    FROM unnest(p_set_keys, p_scrape_msg, p_scrape_len) WITH ORDINALITY AS k(set_key, msg, len, ord)
+    LEFT JOIN fleet.series_set ss
+           ON ss.instance_id = v_instance[k.msg] AND ss.set_key = k.set_key AND ss.series_count = k.len;
+
+    SELECT coalesce(array_agg(DISTINCT x.msg), '{}') INTO v_left
+    FROM (SELECT m.ord::int AS msg FROM unnest(v_instance) WITH ORDINALITY AS m(inst, ord) WHERE m.inst IS NULL
+          UNION ALL
+          SELECT p_scrape_msg[k.ord] FROM unnest(v_set) WITH ORDINALITY AS k(set_id, ord) WHERE k.set_id IS NULL) AS x;
+
+    WITH candidate AS (
+        SELECT DISTINCT ON (u.a, u.b, u.s) u.ord::int AS ord, u.a, u.b, u.s, u.sseq, u.n
+        FROM unnest(p_agent_id, p_boot_id, p_batch_seq, p_stream_seq, p_samples) WITH ORDINALITY AS u(a, b, s, sseq, n, ord)
+        WHERE NOT (u.ord::int = ANY (v_left))
+        ORDER BY u.a, u.b, u.s, u.ord),
+    recorded AS (
+        INSERT INTO fleet.ingest_ledger (agent_id, boot_id, batch_seq, stream_seq, samples)
+        SELECT c.a, c.b, c.s, c.sseq, c.n FROM candidate c ORDER BY c.a, c.b, c.s
+        ON CONFLICT DO NOTHING
+        RETURNING agent_id, boot_id, batch_seq)
+    SELECT coalesce(array_agg(c.ord), '{}') INTO v_new
+    FROM recorded r JOIN candidate c ON (c.a, c.b, c.s) = (r.agent_id, r.boot_id, r.batch_seq);
+
+    IF cardinality(v_new) > 0 THEN
+        -- the raw time range each instance's batches touched: the rollup job recomputes those buckets
+        INSERT INTO fleet.rollup_pending (instance_id, from_ts, to_ts)
+        SELECT v_instance[u.msg], min(u.t), max(u.t)
+        FROM unnest(p_scrape_ts, p_scrape_msg) AS u(t, msg)
+        WHERE u.msg = ANY (v_new)
+        GROUP BY v_instance[u.msg];
+
+        -- what _register_instance does for every batch, once per agent here (in agent order)
+        UPDATE fleet.agent ag SET last_seen = now(), last_boot_id = x.b
+        FROM (SELECT DISTINCT ON (u.a) u.a, u.b
+              FROM unnest(p_agent_id, p_boot_id) WITH ORDINALITY AS u(a, b, ord)
+              WHERE u.ord::int = ANY (v_new) ORDER BY u.a, u.ord DESC) AS x
+        WHERE ag.agent_id = x.a;
+        UPDATE fleet.instance i SET last_seen = now()
+        WHERE i.instance_id IN (SELECT v_instance[m] FROM unnest(v_new) AS m);
+    END IF;
+
+    p_result := ARRAY(SELECT CASE WHEN m::int = ANY (v_left) THEN -2
+                                  WHEN m::int = ANY (v_new) THEN p_samples[m]
+                                  ELSE -1 END
+                      FROM generate_series(1, cardinality(p_agent_id)) AS m ORDER BY m);
+    p_instance := v_instance;
+    p_set := v_set;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._ingest_metric_fetch(text[], text[], text[], bigint[], bigint[], integer[], integer[],
+                                                  bytea[], timestamptz[], integer[]) FROM PUBLIC;
