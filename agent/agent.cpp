@@ -233,6 +233,7 @@ private:
     NatsSink nats_;
     BatchBuilder builder_;
     SeriesSetMemory series_sets_;  // the series sets the centre knows: scrapes name them by key
+    uint64_t host_values_ = 0;     // host values read (/proc, statvfs): agent.values_collected{source="host"}
     StatementsCollector statements_;
     ActivitySampler activity_sampler_;
     ActivityAggregator activity_;
@@ -485,6 +486,9 @@ void Agent::add_self_metrics() {
     if (config_.patroni.active() || patroni_errors_ > 0)
         builder_.add("agent.patroni.errors", COUNTER, "", {}, static_cast<double>(patroni_errors_));
     builder_.add("agent.queries", COUNTER, "", {}, static_cast<double>(postgres_.query_count()));
+    // values read, sent or not (only what changed is sent): the agent's "samples collected"
+    builder_.add("agent.values_collected", COUNTER, "", {{"source", "postgres"}}, static_cast<double>(postgres_.values_read()));
+    builder_.add("agent.values_collected", COUNTER, "", {{"source", "host"}}, static_cast<double>(host_values_));
     builder_.add("agent.bytes_sent", COUNTER, "bytes", {}, static_cast<double>(nats_.bytes_sent()));
     builder_.add("agent.spool.bytes", GAUGE, "bytes", {}, static_cast<double>(spool_.bytes()));
     builder_.add("agent.spool.batches", GAUGE, "", {}, static_cast<double>(spool_.size()));
@@ -508,7 +512,9 @@ void Agent::run_metrics(int64_t now_ms) {
     int64_t started = monotonic_now_ms();
     uint64_t batch_seq = next_batch_seq_++;
     builder_.begin(config_.agent_id, config_.namespace_name, boot_id_, batch_seq, now_ms);
+    size_t before_host = builder_.sample_count();
     add_host_metrics();
+    host_values_ += builder_.sample_count() - before_host;
     add_postgres_metrics(now_ms);
     collect_seconds_[kMetrics] = (monotonic_now_ms() - started) / 1000.0;
     collected_[kMetrics] = true;

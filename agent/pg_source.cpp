@@ -166,6 +166,20 @@ bool PgSource::ensure_connected(std::string *error) {
     return true;
 }
 
+// The cells of result's numeric columns, identifier columns (named *id: queryid, relid, ...) excepted.
+static uint64_t numeric_cells(const PGresult *result) {
+    int columns = 0;
+    for (int c = 0; c < PQnfields(result); c++) {
+        Oid type = PQftype(result, c);
+        if (type != 20 && type != 21 && type != 23 && type != 700 && type != 701 && type != 1700) continue;
+        const char *name = PQfname(result, c);
+        size_t len = strlen(name);
+        if (len >= 2 && strcmp(name + len - 2, "id") == 0) continue;
+        columns++;
+    }
+    return static_cast<uint64_t>(columns) * static_cast<uint64_t>(PQntuples(result));
+}
+
 PGresult *PgSource::finish_query(std::string *error) {
     query_count_++;
     last_sqlstate_.clear();
@@ -203,6 +217,7 @@ PGresult *PgSource::finish_query(std::string *error) {
         }
         return nullptr;
     }
+    if (status == PGRES_TUPLES_OK) values_read_ += numeric_cells(result);
     return result;
 }
 

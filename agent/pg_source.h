@@ -89,6 +89,10 @@ public:
 
     // Queries sent since the start (agent.queries).
     uint64_t query_count() const { return query_count_; }
+    // Values read since the start (agent.values_collected{source="postgres"}): the cells of numeric columns
+    // (integer, float, numeric) of every result, identifiers (columns named *id) excepted: what an
+    // exporter would expose as samples, whether or not the agent sends them on.
+    uint64_t values_read() const { return values_read_; }
 
 private:
     // Waits for the one result of the query just sent; nullptr with *error set unless it is TUPLES_OK or
@@ -105,6 +109,7 @@ private:
     std::vector<std::string> prepared_;  // statement names prepared on conn_
     std::string last_sqlstate_;
     uint64_t query_count_ = 0;
+    uint64_t values_read_ = 0;
 };
 
 }  // namespace pgfleet::agent

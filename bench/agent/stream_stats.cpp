@@ -12,7 +12,8 @@
  *       whose created_unix_ms is in [A, B). Prints key=value lines (see below).
  *
  * What is counted as a "sample" (one value of one series at one time, as in a Prometheus scrape):
- *   metrics     every value of every Scrape (one per ref); series = distinct (metric, labels); objects =
+ *   metrics     every value of every Scrape (one per ref; a reference to a series set, schema_minor 2, is
+ *               given back its set's declarations first); series = distinct (metric, labels); objects =
  *               the pg.table/index/sequence/function.* part of them (objects collector). A metrics_zstd
  *               payload (schema_minor 1) is opened as the centre does (core/wire_pack.h: decompress,
  *               unpack) and counted the same way; its bytes are the compressed ones, as sent;
@@ -35,14 +36,18 @@
  * statements_deltas_by_user=<user>:<deltas> ... (space-separated), metrics_zstd_messages= (of metrics_messages),
  * metrics_series_by_prefix=host:N pg:N pg-objects:N agent:N (the metric series by name),
  * collect_ms=<collector>:<ms> ... (the agent's agent.collect.seconds gauge, i.e. the wall time of each
- * collector's latest run, averaged over the window's metrics batches).
+ * collector's latest run, averaged over the window's metrics batches), metrics_reference_messages=,
+ * values_collected= (the growth of the agent's agent.values_collected counters over the window: the
+ * values it read from PostgreSQL and the host, sent or not).
  */
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nats/nats.h>
 #include <zstd.h>
@@ -130,6 +135,43 @@ bool is_object_metric(const std::string &metric)
            metric.rfind("pg.sequence.", 0) == 0 || metric.rfind("pg.function.", 0) == 0;
 }
 
+/* Records the series sets batch declares (scrapes with refs and a set key) and turns its references
+ * (a set key, no refs) back into declared scrapes; true when it had a reference. A reference to a set
+ * not seen yet is reported and left as it is (counted as values without series). */
+bool resolve_sets(pgfleet::wire::v1::MetricBatch &batch, std::map<std::string, std::vector<pgfleet::wire::v1::SeriesDecl>> &sets,
+                  uint64_t seq)
+{
+    bool reference = false;
+    std::map<uint32_t, const pgfleet::wire::v1::SeriesDecl *> by_ref;
+    for (const auto &decl : batch.series()) by_ref[decl.ref()] = &decl;
+    for (const auto &scrape : batch.scrapes()) {
+        if (scrape.set_key().empty() || scrape.refs_size() == 0) continue;
+        std::vector<pgfleet::wire::v1::SeriesDecl> &decls = sets[scrape.set_key()];
+        decls.clear();
+        for (uint32_t ref : scrape.refs())
+            if (by_ref.count(ref)) decls.push_back(*by_ref[ref]);
+    }
+    uint32_t next_ref = 0;
+    for (const auto &decl : batch.series()) next_ref = std::max(next_ref, decl.ref() + 1);
+    for (auto &scrape : *batch.mutable_scrapes()) {
+        if (scrape.set_key().empty() || scrape.refs_size() > 0) continue;
+        reference = true;
+        auto it = sets.find(scrape.set_key());
+        if (it == sets.end() || it->second.size() != static_cast<size_t>(scrape.values_size())) {
+            fprintf(stderr, "stream_stats: message %llu refers to a series set not declared before it\n",
+                    static_cast<unsigned long long>(seq));
+            continue;
+        }
+        for (const auto &decl : it->second) {
+            auto *d = batch.add_series();
+            *d = decl;
+            d->set_ref(next_ref);
+            scrape.add_refs(next_ref++);
+        }
+    }
+    return reference;
+}
+
 int count(jsCtx *js, long long from_ms, long long to_ms)
 {
     jsStreamInfo *si = nullptr;
@@ -151,7 +193,9 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
     std::map<std::string, double> collect_sum;
     std::map<std::string, long long> collect_n;
     pgfleet::wire::v1::Envelope env;
-    long long zstd_messages = 0;
+    long long zstd_messages = 0, reference_messages = 0;
+    std::map<std::string, std::vector<pgfleet::wire::v1::SeriesDecl>> sets;
+    std::map<std::string, std::pair<double, double>> collected; /* agent.values_collected{source}: first, last */
     for (uint64_t seq = first; seq >= 1 && seq <= last; seq++) {
         natsMsg *msg = nullptr;
         s = js_GetMsg(&msg, js, kStream, seq, nullptr, &jerr);
@@ -173,6 +217,28 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
             fprintf(stderr, "stream_stats: message %llu is not an Envelope\n", static_cast<unsigned long long>(seq));
             continue;
         }
+        bool zstd = false;
+        long long unzipped_extra = 0;
+        if (env.payload_case() == pgfleet::wire::v1::Envelope::kMetricsZstd) {
+            /* the agent seals metrics packed and zstd-compressed (wire schema_minor 1): open them as the centre does */
+            pgfleet::wire::v1::MetricBatch opened;
+            std::string error;
+            const std::string &z = env.metrics_zstd();
+            unsigned long long plain = ZSTD_getFrameContentSize(z.data(), z.size());
+            if (pgfleet::wire::decompress_metrics(z, 64u << 20, opened, error) &&
+                pgfleet::wire::unpack_metric_batch(opened, error)) {
+                zstd = true;
+                unzipped_extra = static_cast<long long>(plain) - static_cast<long long>(z.size());
+                *env.mutable_metrics() = std::move(opened);
+            } else {
+                fprintf(stderr, "stream_stats: message %llu: %s\n", static_cast<unsigned long long>(seq), error.c_str());
+            }
+        }
+        /* series sets by key (schema_minor 2): remember every declared set (in every message, the window's or
+         * not) and give a reference back the declarations of its set, so it is counted like the others */
+        bool reference = false;
+        if (env.payload_case() == pgfleet::wire::v1::Envelope::kMetrics)
+            reference = resolve_sets(*env.mutable_metrics(), sets, seq);
         long long created = env.created_unix_ms();
         if (created < from_ms || created >= to_ms) {
             outside++;
@@ -185,22 +251,9 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
         k.messages++;
         k.payload_bytes += len;
         k.wire_bytes += len + static_cast<long long>(subject.size()) + header_bytes;
-        k.raw_bytes += len;
-        if (env.payload_case() == pgfleet::wire::v1::Envelope::kMetricsZstd) {
-            /* the agent seals metrics packed and zstd-compressed (wire schema_minor 1): open them as the centre does */
-            pgfleet::wire::v1::MetricBatch opened;
-            std::string error;
-            const std::string &z = env.metrics_zstd();
-            unsigned long long plain = ZSTD_getFrameContentSize(z.data(), z.size());
-            if (pgfleet::wire::decompress_metrics(z, 64u << 20, opened, error) &&
-                pgfleet::wire::unpack_metric_batch(opened, error)) {
-                zstd_messages++;
-                k.raw_bytes += static_cast<long long>(plain) - static_cast<long long>(z.size());
-                *env.mutable_metrics() = std::move(opened);
-            } else {
-                fprintf(stderr, "stream_stats: message %llu: %s\n", static_cast<unsigned long long>(seq), error.c_str());
-            }
-        }
+        k.raw_bytes += len + unzipped_extra;
+        zstd_messages += zstd;
+        reference_messages += reference;
         switch (env.payload_case()) {
         case pgfleet::wire::v1::Envelope::kMetrics: {
             const auto &batch = env.metrics();
@@ -212,6 +265,18 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
             }
             for (const auto &scrape : batch.scrapes())
                 for (uint32_t ref : scrape.refs()) object_samples += object_refs.count(ref);
+            // the agent's own agent.values_collected{source}: values read from PostgreSQL and the host
+            for (const auto &decl : batch.series())
+                if (decl.metric() == "agent.values_collected" && decl.labels_size() == 1)
+                    for (const auto &scrape : batch.scrapes())
+                        for (int i = 0; i < scrape.refs_size() && i < scrape.values_size(); i++)
+                            if (scrape.refs(i) == decl.ref()) {
+                                auto it = collected.find(decl.labels(0).value());
+                                if (it == collected.end())
+                                    collected[decl.labels(0).value()] = {scrape.values(i), scrape.values(i)};
+                                else
+                                    it->second.second = scrape.values(i);
+                            }
             // the agent's own agent.collect.seconds{collector} (duration of each collector's last run)
             std::map<uint32_t, std::string> collect_refs;
             for (const auto &decl : batch.series())
@@ -296,6 +361,10 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
     std::string by_user;
     for (const auto &[user, n] : deltas_by_user) by_user += (by_user.empty() ? "" : " ") + user + ":" + std::to_string(n);
     printf("statements_deltas_by_user=%s\nmetrics_zstd_messages=%lld\n", by_user.c_str(), zstd_messages);
+    printf("metrics_reference_messages=%lld\n", reference_messages);
+    double values_collected = 0;
+    for (const auto &[source, range] : collected) values_collected += range.second - range.first;
+    printf("values_collected=%.0f\n", values_collected);
     return 0;
 }
 

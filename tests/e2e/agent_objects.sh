@@ -96,6 +96,13 @@ still=$(pf_psql "SELECT count(*) FROM fleet.series($IID, 'pg.table.n_live_tup', 
 pf_check "the unchanged table obj_still was sent once, not re-sent ($still samples)" test "${still:-0}" -eq 1
 probe=$(pf_psql "SELECT count(*) FROM fleet.series($IID, 'pg.table.n_live_tup', $RANGE) WHERE labels->>'table' = 'obj_probe'")
 pf_check "the changed table obj_probe was sent again on its changes ($probe samples)" test "${probe:-0}" -ge 2
+# agent.values_collected{source}: what the agent read (sent or not); it reads unchanged objects too
+vc=$(pf_psql "SELECT coalesce(max(value) FILTER (WHERE labels->>'source' = 'postgres'), 0) - coalesce(min(value) FILTER (WHERE labels->>'source' = 'postgres'), 0)
+                     || ' ' || coalesce(max(value) FILTER (WHERE labels->>'source' = 'host'), 0)
+              FROM fleet.series($IID, 'agent.values_collected', $RANGE)")
+read -r vc_pg vc_host <<<"$vc"
+pf_check "agent.values_collected grows: postgres +${vc_pg:-0}, host ${vc_host:-0} in all" \
+  test "${vc_pg%.*}" -ge 100 -a "${vc_host%.*}" -gt 0
 pf_check "no objects collection error in the agent log" \
   bash -c "! grep -E 'could not collect object|ERROR' '$AGENT_DIR/agent.log'"
 pf_psql "ALTER SYSTEM RESET track_functions" >/dev/null
