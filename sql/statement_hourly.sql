@@ -36,6 +36,21 @@ SELECT count(*) AS statements, bool_and(t.calls = e.calls AND t.total_exec_time_
        (array_agg(t.queryid ORDER BY t.calls DESC))[1:3] AS top3, min(t.query) FILTER (WHERE t.queryid = 30) AS text30
 FROM top t JOIN exact e USING (queryid);
 
+-- The 6-hour sums hold what the hourly sums hold; ranges with ragged ends (whole 6-hour blocks plus the
+-- hours outside them) agree with the deltas of their whole hours.
+SELECT (SELECT sum(calls) FROM fleet.statement_6h b JOIN fleet.instances i USING (instance_id) WHERE i.agent_id = 'sh1')
+     = (SELECT sum(calls) FROM fleet.statement_hourly h JOIN fleet.instances i USING (instance_id) WHERE i.agent_id = 'sh1')
+       AS six_hour_sums_equal;
+WITH i AS (SELECT instance_id AS iid FROM fleet.instances WHERE agent_id = 'sh1'),
+r AS (SELECT * FROM (VALUES (1, now() - interval '11 hours 17 minutes', now() - interval '2 hours 41 minutes'),
+                            (2, now() - interval '7 hours 5 minutes', now() - interval '55 minutes'),
+                            (3, now() - interval '13 hours', now()),
+                            (4, now() - interval '6 hours 30 minutes', now() - interval '20 minutes')) AS v(k, f, t))
+SELECT r.k, (SELECT sum(s.calls) FROM fleet.top_statements(i.iid, r.f, r.t, 'calls', 100) s)
+          = (SELECT sum(d.calls) FROM fleet.statement_delta d
+             WHERE d.instance_id = i.iid AND fleet._hour(d.ts) >= fleet._hour(r.f) AND fleet._hour(d.ts) <= r.t) AS agrees
+FROM r, i ORDER BY r.k;
+
 -- A redelivered batch changes nothing (the ledger stops it before the hourly sums).
 SELECT fleet._ingest_payload('statements', 'sh1', 'default', 'b1', 1, 1, NULL,
     '{"texts": [], "deltas": [{"dbid": 5, "userid": 10, "queryid": 1, "toplevel": true, "calls": 99}]}') AS redelivered;

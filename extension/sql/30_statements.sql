@@ -63,6 +63,24 @@ CREATE TABLE fleet.statement_hourly (
     PRIMARY KEY (instance_id, hour, queryid, dbid, userid, toplevel)
 );
 
+-- statement_6h: the same sums per 6-hour block (UTC 00-06, 06-12, 12-18, 18-24), written beside the
+-- hourly ones. A long range reads whole blocks from here and only its ragged ends from the hourly sums:
+-- 24 h of 5,000 statements is ~70k rows to aggregate instead of 125k.
+CREATE TABLE fleet.statement_6h (LIKE fleet.statement_hourly INCLUDING ALL);
+ALTER TABLE fleet.statement_6h RENAME COLUMN hour TO block;
+ALTER TABLE fleet.statement_6h ADD FOREIGN KEY (instance_id) REFERENCES fleet.instance ON DELETE CASCADE;
+
+-- _hour, _block6: the start of the UTC hour / 6-hour block holding t, whatever the session's time zone
+-- (date_trunc follows it, and a zone like +05:30 would shift the buckets).
+CREATE FUNCTION fleet._hour(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT to_timestamp(floor(extract(epoch FROM t) / 3600) * 3600) $$;
+CREATE FUNCTION fleet._block6(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT to_timestamp(floor(extract(epoch FROM t) / 21600) * 21600) $$;
+
 -- _ingest_statements: stores one statements payload (see core/wire_payloads.cpp for its JSON shape).
 CREATE FUNCTION fleet._ingest_statements(p_instance_id bigint, p jsonb)
 RETURNS integer
@@ -71,6 +89,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_rows integer;
+    v_end timestamptz := to_timestamp((p->>'interval_end_ms')::double precision / 1000);
+    v_hour timestamptz := fleet._hour(v_end);
+    v_block timestamptz := fleet._block6(v_end);
 BEGIN
     INSERT INTO fleet.statement_text (instance_id, queryid, query)
     SELECT p_instance_id, t.queryid, t.query
@@ -98,7 +119,7 @@ BEGIN
 
     -- the hourly sums (rows in key order, so that two workers never wait on each other crosswise)
     INSERT INTO fleet.statement_hourly AS h
-    SELECT p_instance_id, date_trunc('hour', to_timestamp((p->>'interval_end_ms')::double precision / 1000)),
+    SELECT p_instance_id, v_hour,
            d.queryid, d.dbid, d.userid, d.toplevel,
            p->'databases'->>d.dbid::text, p->'users'->>d.userid::text,
            sum(d.calls), sum(coalesce(d.total_exec_time_ms, 0)), sum(coalesce(d.rows, 0)),
@@ -111,6 +132,27 @@ BEGIN
     GROUP BY d.queryid, d.dbid, d.userid, d.toplevel
     ORDER BY d.queryid, d.dbid, d.userid, d.toplevel
     ON CONFLICT (instance_id, hour, queryid, dbid, userid, toplevel) DO UPDATE SET
+        datname = coalesce(excluded.datname, h.datname), username = coalesce(excluded.username, h.username),
+        calls = h.calls + excluded.calls, total_exec_time_ms = h.total_exec_time_ms + excluded.total_exec_time_ms,
+        rows = h.rows + excluded.rows, shared_blks_hit = h.shared_blks_hit + excluded.shared_blks_hit,
+        shared_blks_read = h.shared_blks_read + excluded.shared_blks_read,
+        io_time_ms = h.io_time_ms + excluded.io_time_ms;
+
+    -- and the 6-hour sums, the same way
+    INSERT INTO fleet.statement_6h AS h
+    SELECT p_instance_id, v_block,
+           d.queryid, d.dbid, d.userid, d.toplevel,
+           p->'databases'->>d.dbid::text, p->'users'->>d.userid::text,
+           sum(d.calls), sum(coalesce(d.total_exec_time_ms, 0)), sum(coalesce(d.rows, 0)),
+           sum(coalesce(d.shared_blks_hit, 0)), sum(coalesce(d.shared_blks_read, 0)),
+           sum(coalesce(d.blk_read_time_ms, 0) + coalesce(d.blk_write_time_ms, 0))
+    FROM jsonb_to_recordset(p->'deltas') AS d(
+        dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint, total_exec_time_ms double precision,
+        rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
+        blk_read_time_ms double precision, blk_write_time_ms double precision)
+    GROUP BY d.queryid, d.dbid, d.userid, d.toplevel
+    ORDER BY d.queryid, d.dbid, d.userid, d.toplevel
+    ON CONFLICT (instance_id, block, queryid, dbid, userid, toplevel) DO UPDATE SET
         datname = coalesce(excluded.datname, h.datname), username = coalesce(excluded.username, h.username),
         calls = h.calls + excluded.calls, total_exec_time_ms = h.total_exec_time_ms + excluded.total_exec_time_ms,
         rows = h.rows + excluded.rows, shared_blks_hit = h.shared_blks_hit + excluded.shared_blks_hit,
@@ -137,7 +179,16 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 -- the aggregation is ~100k rows at most: a parallel plan's start-up costs more than it saves
 SET max_parallel_workers_per_gather = 0
+-- planned for its actual range every time (~1 ms): a generic plan cannot tell the short range's deltas
+-- from the long range's sums, and was slower by half
+SET plan_cache_mode = force_custom_plan
 AS $$
+DECLARE
+    -- the whole 6-hour blocks inside [first hour, last hour + 1 h) of the range (none: from = to)
+    -- (bounds computed once here: in a query's filter they would be evaluated for every row)
+    v_hours_from timestamptz := fleet._hour(p_from);
+    v_blocks_from timestamptz := fleet._block6(v_hours_from + interval '6 hours' - interval '1 microsecond');
+    v_blocks_to timestamptz := greatest(fleet._block6(fleet._hour(p_to) + interval '1 hour'), v_blocks_from);
 BEGIN
     IF p_order_by NOT IN ('total_time', 'calls', 'mean_time', 'rows', 'io', 'io_time') THEN
         RAISE EXCEPTION 'invalid order_by "%"', p_order_by
@@ -162,9 +213,19 @@ BEGIN
         SELECT h.queryid, h.dbid, h.userid, h.toplevel, max(h.datname), max(h.username),
                sum(h.calls)::bigint, sum(h.total_exec_time_ms), sum(h.rows)::bigint, sum(h.shared_blks_hit)::bigint,
                sum(h.shared_blks_read)::bigint, sum(h.io_time_ms)
-        FROM fleet.statement_hourly h
-        WHERE p_to - p_from >= interval '6 hours'
-          AND h.instance_id = p_instance_id AND h.hour >= date_trunc('hour', p_from) AND h.hour <= p_to
+        FROM (-- the whole 6-hour blocks inside the hours of the range, then the hours outside them
+              SELECT b.queryid, b.dbid, b.userid, b.toplevel, b.datname, b.username, b.calls, b.total_exec_time_ms,
+                     b.rows, b.shared_blks_hit, b.shared_blks_read, b.io_time_ms
+              FROM fleet.statement_6h b
+              WHERE p_to - p_from >= interval '6 hours'
+                AND b.instance_id = p_instance_id AND b.block >= v_blocks_from AND b.block < v_blocks_to
+              UNION ALL
+              SELECT h.queryid, h.dbid, h.userid, h.toplevel, h.datname, h.username, h.calls, h.total_exec_time_ms,
+                     h.rows, h.shared_blks_hit, h.shared_blks_read, h.io_time_ms
+              FROM fleet.statement_hourly h
+              WHERE p_to - p_from >= interval '6 hours'
+                AND h.instance_id = p_instance_id AND h.hour >= v_hours_from AND h.hour <= p_to
+                AND NOT (h.hour >= v_blocks_from AND h.hour < v_blocks_to)) AS h
         GROUP BY h.queryid, h.dbid, h.userid, h.toplevel
     )
     -- ranked first, texts joined for the returned rows only

@@ -9,7 +9,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = 'f
               ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
                                  'sample_block_default', 'sample_chunk_default',
                                  'ingest_ledger', 'dead_letter', 'namespace_member',
-                                 'statement_text', 'statement_delta', 'statement_hourly', 'activity_interval', 'activity', 'blocking',
+                                 'statement_text', 'statement_delta', 'statement_hourly', 'statement_6h', 'activity_interval', 'activity', 'blocking',
                                  'setting', 'setting_change', 'instance_extension', 'instance_database', 'event',
                                  'command_result', 'command', 'rollup_1m', 'rollup_1h', 'rollup_pending',
                                  'maintenance_run'], 'Schema fleet should have the correct tables');
