@@ -14,11 +14,26 @@
 #include <libpq-fe.h>
 #include <nats/nats.h>
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 namespace {
+
+// glibc's malloc with fixed thresholds instead of its dynamic ones. By default, freeing a block that was
+// mmap()ed (128 kB or more) raises the mmap threshold to that block's size and the trim threshold to twice
+// it: after the first zstd compression (a context of about 2 MB) the large temporary buffers of every later
+// collection come from the heap, and the heap is no longer given back. In bench/agent/run that kept 7.4 MB
+// of heap resident for 3.8 MB in use. Fixed at 128 kB (glibc's starting values), large blocks are
+// mmap()ed and returned when freed, and a free top of the heap above 128 kB is trimmed: 1.4 MB less resident
+// between collections. The peak (VmHWM, during the first collection) is not lowered: what is in use then
+// is in use. Cost: one mmap/munmap per large block, a few per collection.
+void tune_malloc() {
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
 
 void print_usage(FILE *out) {
     fprintf(out,
@@ -37,6 +52,7 @@ void print_usage(FILE *out) {
 
 int main(int argc, char **argv) {
     using namespace pgfleet::agent;
+    tune_malloc();
     std::string config_path;
     bool check = false;
     bool once = false;

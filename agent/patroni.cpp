@@ -52,9 +52,15 @@
 // name is taken from /patroni when present, else from [patroni] member, else from the /cluster member
 // whose api_url is the configured url (with /patroni), else the one whose api_url has the same host and
 // port. Without a name this node's series carry only the scope label.
+//
+// libcurl. The agent is not linked with it: every libcurl call goes through the CurlApi that
+// agent/curl_loader.cpp fills with dlopen()/dlsym() when a url is configured (PatroniClient::configure,
+// hence at start before nats.c's threads), so that agents without Patroni do not load it. When it cannot
+// be loaded, each poll fails with the loader's message and tries again.
 #include "agent/patroni.h"
 
 #include "agent/agent.h"
+#include "agent/curl_loader.h"
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -141,12 +147,6 @@ std::string api_base(const std::string &api_url) {
 std::string or_none(const std::string &text) { return text.empty() ? "(none)" : text; }
 
 }  // namespace
-
-void patroni_global_init() {
-    static bool done = false;
-    if (!done) curl_global_init(CURL_GLOBAL_DEFAULT);
-    done = true;
-}
 
 // --- parsing --------------------------------------------------------------------------------------------
 
@@ -354,13 +354,15 @@ void PatroniTracker::forget() {
 // --- HTTP -----------------------------------------------------------------------------------------------
 
 PatroniClient::~PatroniClient() {
-    if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL *>(curl_));
+    if (curl_ != nullptr) api_->easy_cleanup(static_cast<CURL *>(curl_));
 }
 
 void PatroniClient::configure(const PatroniConfig &config) {
     config_ = config;
-    if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL *>(curl_));
+    if (curl_ != nullptr) api_->easy_cleanup(static_cast<CURL *>(curl_));
     curl_ = nullptr;  // the next get() sets every option again
+    std::string error;  // reported by the next get(), which tries again
+    if (api_ == nullptr && config_.active()) api_ = load_curl(&error);
 }
 
 struct PatroniCurlCallbacks {
@@ -390,57 +392,59 @@ bool PatroniClient::get(const char *path, int64_t deadline_ms, std::string *body
                  std::to_string(config_.budget_ms() / 1000) + " s";
         return false;
     }
+    if (api_ == nullptr && (api_ = load_curl(error)) == nullptr) return false;
+    const CurlApi &api = *api_;
     CURL *curl = static_cast<CURL *>(curl_);
     if (curl == nullptr) {
-        curl = curl_easy_init();
+        curl = api.easy_init();
         if (curl == nullptr) {
             *error = "could not initialize libcurl";
             return false;
         }
         curl_ = curl;
         static const std::string user_agent = std::string("pgfleet-agent/") + kAgentVersion;
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        api.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+        api.easy_setopt(curl, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-        curl_easy_setopt(curl, CURLOPT_PROXY, "");
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, user_agent.c_str());
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer_);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &PatroniCurlCallbacks::body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, this);
-        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &PatroniCurlCallbacks::progress);
-        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, this);
-        if (!config_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, config_.ca_file.c_str());
-        if (!config_.cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, config_.cert_file.c_str());
-        if (!config_.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, config_.key_file.c_str());
+        api.easy_setopt(curl, CURLOPT_PROXY, "");
+        api.easy_setopt(curl, CURLOPT_USERAGENT, user_agent.c_str());
+        api.easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer_);
+        api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, &PatroniCurlCallbacks::body);
+        api.easy_setopt(curl, CURLOPT_WRITEDATA, this);
+        api.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+        api.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &PatroniCurlCallbacks::progress);
+        api.easy_setopt(curl, CURLOPT_XFERINFODATA, this);
+        if (!config_.ca_file.empty()) api.easy_setopt(curl, CURLOPT_CAINFO, config_.ca_file.c_str());
+        if (!config_.cert_file.empty()) api.easy_setopt(curl, CURLOPT_SSLCERT, config_.cert_file.c_str());
+        if (!config_.key_file.empty()) api.easy_setopt(curl, CURLOPT_SSLKEY, config_.key_file.c_str());
         if (!config_.username.empty()) {
-            curl_easy_setopt(curl, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-            curl_easy_setopt(curl, CURLOPT_USERNAME, config_.username.c_str());
-            curl_easy_setopt(curl, CURLOPT_PASSWORD, config_.password.c_str());
+            api.easy_setopt(curl, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+            api.easy_setopt(curl, CURLOPT_USERNAME, config_.username.c_str());
+            api.easy_setopt(curl, CURLOPT_PASSWORD, config_.password.c_str());
         }
     }
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(remaining));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
+    api.easy_setopt(curl, CURLOPT_URL, url.c_str());
+    api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(remaining));
+    api.easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
     body->clear();
     body_ = body;
     too_large_ = false;
     error_buffer_[0] = '\0';
-    CURLcode code = curl_easy_perform(curl);
+    CURLcode code = api.easy_perform(curl);
     body_ = nullptr;
     if (code != CURLE_OK) {
-        std::string reason = error_buffer_[0] != '\0' ? error_buffer_ : curl_easy_strerror(code);
+        std::string reason = error_buffer_[0] != '\0' ? error_buffer_ : api.easy_strerror(code);
         if (too_large_) reason = "the answer is larger than " + std::to_string(kMaxBodyBytes) + " bytes";
         if (code == CURLE_ABORTED_BY_CALLBACK) reason = "interrupted by shutdown";
         *error = "could not read " + url + ": " + reason;
         return false;
     }
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         *error = "could not read " + url + ": HTTP status " + std::to_string(status);
         return false;

@@ -7,7 +7,9 @@
 //   - parse_patroni_status / parse_patroni_cluster: JSON (nlohmann-json) -> PatroniView, tolerant of
 //     missing or mistyped fields (Patroni 3.0 to 3.3 differ: "master"/"primary", "lag" or not, ...);
 //   - PatroniTracker: successive views -> samples and events (pure logic);
-//   - PatroniClient: one bounded HTTP GET with libcurl (the only blocking part).
+//   - PatroniClient: one bounded HTTP GET with libcurl (the only blocking part). libcurl is not linked in:
+//     it is loaded with dlopen() when a url is configured (agent/curl_loader.h), so that an agent without
+//     Patroni does not carry it.
 // PatroniCollector ties them together for the agent's main loop. Everything runs on the main thread.
 #pragma once
 
@@ -27,9 +29,6 @@ namespace pgfleet::agent {
 
 // The value of a numeric field Patroni did not send.
 constexpr double kPatroniAbsent = std::numeric_limits<double>::quiet_NaN();
-
-// Initializes libcurl once per process; call before any other thread exists (before NATS starts).
-void patroni_global_init();
 
 // One member of GET /cluster.
 struct PatroniMember {
@@ -129,7 +128,10 @@ private:
     std::string leader_;  // the last leader seen ("" before one was seen)
 };
 
-// One libcurl easy handle (kept between polls so the connection can be reused).
+struct CurlApi;  // agent/curl_loader.h
+
+// One libcurl easy handle (kept between polls so the connection can be reused). libcurl is loaded by
+// configure() when the configuration is active (at start: before nats.c's threads), else by the first get().
 class PatroniClient {
 public:
     explicit PatroniClient(std::function<bool()> should_abort) : should_abort_(std::move(should_abort)) {}
@@ -137,7 +139,8 @@ public:
     PatroniClient(const PatroniClient &) = delete;
     PatroniClient &operator=(const PatroniClient &) = delete;
 
-    // Uses config's url, TLS and authentication from the next request on.
+    // Uses config's url, TLS and authentication from the next request on; loads libcurl when config is
+    // active (a failure is only reported by the next get(), which tries again).
     void configure(const PatroniConfig &config);
 
     // GET <url><path>, connect and transfer bounded by deadline_ms (CLOCK_MONOTONIC, ms); the body of an
@@ -152,7 +155,8 @@ private:
 
     std::function<bool()> should_abort_;
     PatroniConfig config_;
-    void *curl_ = nullptr;  // CURL *
+    const CurlApi *api_ = nullptr;  // null until libcurl is loaded
+    void *curl_ = nullptr;          // CURL *
     std::string *body_ = nullptr;
     bool too_large_ = false;
     char error_buffer_[256] = {};

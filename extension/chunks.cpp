@@ -1,14 +1,18 @@
 /*
- * extension/chunks.cpp — SQL access to the cold tier's compressed chunks (core/chunk_codec).
+ * extension/chunks.cpp — SQL access to the cold tier (core/chunk_codec.h) and the read path.
  *
- *   fleet._chunk_encode(timestamptz[], float8[]) -> bytea     one series' samples, sorted by time
- *   fleet._chunk_decode(bytea) -> TABLE (ts, value)            the samples back, bit for bit
- *   fleet.series(instance, metric, from, to)                   the read path of one metric, both tiers
+ *   fleet._chunk_encode(series_id[], ts[], value[]) -> (times, data)  samples as one window: its time
+ *                                                                      list and one group (tests, audits)
+ *   fleet._chunk_decode(times, data) -> TABLE (series_id, ts, value)   a group's samples, bit for bit
+ *   fleet._chunk_decode(times, data, series_id) -> TABLE (ts, value)    one series of a group
+ *   fleet._chunk_decode(times, data, from, to) -> TABLE (series_id, ts, value)  samples with from <= ts < to
+ *   fleet.series(instance, metric, from, to)                            the read path of one metric, both tiers
  *
- * fleet.compact() (extension/sql/15_storage.sql) uses them to move hot-tier rows into
- * fleet.sample_chunk; fleet.sample and fleet._instance_samples decode them in SQL, fleet.series in C++. Timestamps travel in whole
- * milliseconds (the wire's resolution): a timestamp with a sub-millisecond part is refused rather than
- * rounded, so a chunk always decodes to exactly what was encoded.
+ * fleet.sample_chunk holds per instance and window one row of scrape times (metric_id 0) and one group
+ * per metric (docs/storage.md); fleet._compact_instance (extension/compact.cpp) writes them. fleet.sample
+ * and fleet._instance_samples decode them in SQL through _chunk_decode, fleet.series in C++ here.
+ * Timestamps travel in whole milliseconds (the wire's resolution): a timestamp with a sub-millisecond
+ * part is refused rather than rounded, so a chunk always decodes to exactly what was encoded.
  *
  * PostgreSQL-facing layer: arrays are read here and handed to the pure codec as plain vectors; codec
  * failures come back as strings and are raised as SqlError through the guard.
@@ -20,23 +24,23 @@
 #include <vector>
 
 #include "core/chunk_codec.h"
-#include "extension/guard.h"
+#include "extension/chunks.h"
+
+using pgfleet::cold::from_unix_ms;
+using pgfleet::cold::kept_plan;
+using pgfleet::cold::to_unix_ms;
 
 namespace {
 
-constexpr int64 kUnixEpochInPgMicros = INT64CONST(946684800000000); /* 1970-01-01 in PostgreSQL's epoch */
-
-/* The elements of a one-dimensional array without NULLs, or an error naming the argument. */
+/* The elements of a one-dimensional array of an 8-byte by-value type without NULLs, or an error naming
+ * the argument. */
 void read_array(ArrayType *array, Oid element_type, const char *what, Datum **elements, int *count)
 {
     if (ARR_NDIM(array) > 1)
         throw pgfleet::SqlError(ERRCODE_ARRAY_SUBSCRIPT_ERROR, std::string(what) + " must be a one-dimensional array");
     bool *nulls = nullptr;
-    int16 typlen = 8;
-    bool typbyval = FLOAT8PASSBYVAL;
-    char typalign = TYPALIGN_DOUBLE;
     pgfleet::pg_call([&] {
-        deconstruct_array(array, element_type, typlen, typbyval, typalign, elements, &nulls, count);
+        deconstruct_array(array, element_type, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, elements, &nulls, count);
     });
     for (int i = 0; i < *count; i++)
         if (nulls[i])
@@ -44,69 +48,164 @@ void read_array(ArrayType *array, Oid element_type, const char *what, Datum **el
                                     "Element " + std::to_string(i + 1) + " is null.");
 }
 
+TimestampTz timestamp_of(int64_t ms)
+{
+    TimestampTz t = 0;
+    if (!from_unix_ms(ms, t))
+        throw pgfleet::SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: timestamp out of range",
+                                "A chunk holds " + std::to_string(ms) + " ms since 1970.");
+    return t;
+}
+
+/* Decodes a window's time list and opens a group on it; throws on corrupt input. */
+void open_chunk(bytea *times_bytes, bytea *group_bytes, std::vector<int64_t> &times, pgfleet::chunk::GroupReader &group)
+{
+    std::string error;
+    if (!pgfleet::chunk::decode_times(VARDATA_ANY(times_bytes), VARSIZE_ANY_EXHDR(times_bytes), times, error) ||
+        !group.open(VARDATA_ANY(group_bytes), VARSIZE_ANY_EXHDR(group_bytes), error))
+        throw pgfleet::SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: " + error,
+                                "The chunk is not a valid pgfleet chunk (core/chunk_codec.h).");
+    if (group.slot_count() != times.size())
+        throw pgfleet::SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: the group does not fit the time list",
+                                "The group has " + std::to_string(group.slot_count()) + " slots, the time list " +
+                                    std::to_string(times.size()) + ".");
+}
+
 } // namespace
 
-/* _chunk_encode: the samples (ts[i], values[i]) as one compressed chunk. */
+/* _chunk_encode: the samples (series[i], ts[i], values[i]), in any order, as one window: its time list
+ * and one group. */
 PGFLEET_SQL_FUNCTION(pgfleet_chunk_encode)
 {
     using namespace pgfleet;
-    ArrayType *ts_array = PG_GETARG_ARRAYTYPE_P(0);
-    ArrayType *value_array = PG_GETARG_ARRAYTYPE_P(1);
-    Datum *ts_datums = nullptr, *value_datums = nullptr;
-    int nts = 0, nvalues = 0;
-    read_array(ts_array, TIMESTAMPTZOID, "timestamps", &ts_datums, &nts);
-    read_array(value_array, FLOAT8OID, "values", &value_datums, &nvalues);
-    if (nts != nvalues)
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "timestamps and values must have the same length",
-                       "There are " + std::to_string(nts) + " timestamps and " + std::to_string(nvalues) + " values.");
-    std::vector<int64_t> ts_ms(static_cast<size_t>(nts));
-    std::vector<double> values(static_cast<size_t>(nvalues));
+    Datum *id_datums = nullptr, *ts_datums = nullptr, *value_datums = nullptr;
+    int nids = 0, nts = 0, nvalues = 0;
+    read_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "series ids", &id_datums, &nids);
+    read_array(PG_GETARG_ARRAYTYPE_P(1), TIMESTAMPTZOID, "timestamps", &ts_datums, &nts);
+    read_array(PG_GETARG_ARRAYTYPE_P(2), FLOAT8OID, "values", &value_datums, &nvalues);
+    if (nids != nts || nts != nvalues)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "series ids, timestamps and values must have the same length",
+                       "There are " + std::to_string(nids) + " series ids, " + std::to_string(nts) +
+                           " timestamps and " + std::to_string(nvalues) + " values.");
+    if (nts == 0)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "a chunk holds at least one sample");
+    struct Sample {
+        int64_t series_id, ts_ms;
+        double value;
+    };
+    std::vector<Sample> samples(static_cast<size_t>(nts));
     for (int i = 0; i < nts; i++) {
         TimestampTz t = DatumGetTimestampTz(ts_datums[i]);
         if (TIMESTAMP_NOT_FINITE(t))
             throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "timestamps must be finite",
                            "Element " + std::to_string(i + 1) + " is infinite.");
-        int64 unix_us = t + kUnixEpochInPgMicros;
-        if (unix_us % 1000 != 0)
+        if ((t + cold::kUnixEpochInPgMicros) % 1000 != 0)
             throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "timestamps must be whole milliseconds",
                            "Element " + std::to_string(i + 1) + " has a sub-millisecond part.",
                            "Samples are stored at the wire's resolution of one millisecond.");
-        ts_ms[static_cast<size_t>(i)] = unix_us / 1000;
-        values[static_cast<size_t>(i)] = DatumGetFloat8(value_datums[i]);
+        samples[static_cast<size_t>(i)] = {DatumGetInt64(id_datums[i]), to_unix_ms(t), DatumGetFloat8(value_datums[i])};
     }
-    std::string encoded, error;
-    if (!chunk::encode(ts_ms.data(), values.data(), ts_ms.size(), encoded, error))
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "cannot encode chunk: " + error,
-                       "", "Give the samples sorted by time.");
-    bytea *result = nullptr;
-    pg_call([&] {
-        result = static_cast<bytea *>(palloc(VARHDRSZ + encoded.size()));
-        SET_VARSIZE(result, VARHDRSZ + encoded.size());
+    std::stable_sort(samples.begin(), samples.end(), [](const Sample &a, const Sample &b) {
+        return a.series_id != b.series_id ? a.series_id < b.series_id : a.ts_ms < b.ts_ms;
     });
-    memcpy(VARDATA(result), encoded.data(), encoded.size());
-    PG_RETURN_BYTEA_P(result);
+    std::vector<chunk::SeriesSamples> series;
+    for (const Sample &s : samples) {
+        if (series.empty() || series.back().series_id != s.series_id) {
+            series.emplace_back();
+            series.back().series_id = s.series_id;
+        }
+        series.back().ts_ms.push_back(s.ts_ms);
+        series.back().values.push_back(s.value);
+    }
+    chunk::SlotNeeds needs;
+    for (const auto &s : series)
+        needs.add_series(s.ts_ms);
+    const std::vector<int64_t> times = needs.times();
+    std::vector<chunk::Column> columns(series.size());
+    std::string times_bytes, group_bytes, error;
+    bool ok = chunk::encode_times(times.data(), times.size(), times_bytes, error);
+    for (size_t k = 0; ok && k < series.size(); k++)
+        ok = chunk::to_column(times, series[k], columns[k], error);
+    if (!ok || !chunk::encode_group(times.size(), columns, group_bytes, error))
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "cannot encode chunk: " + error);
+
+    Datum result = 0;
+    pg_call([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "pgfleet: _chunk_encode must return a record");
+        desc = BlessTupleDesc(desc);
+        bytea *parts[2];
+        const std::string *sources[2] = {&times_bytes, &group_bytes};
+        for (int k = 0; k < 2; k++) {
+            parts[k] = static_cast<bytea *>(palloc(VARHDRSZ + sources[k]->size()));
+            SET_VARSIZE(parts[k], VARHDRSZ + sources[k]->size());
+            memcpy(VARDATA(parts[k]), sources[k]->data(), sources[k]->size());
+        }
+        Datum values[2] = {PointerGetDatum(parts[0]), PointerGetDatum(parts[1])};
+        bool nulls[2] = {false, false};
+        result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
+    return result;
 }
 
-/* _chunk_decode: every sample of a chunk, in time order. */
+/* _chunk_decode: every sample of a group (series_id, ts, value), by series then time; with a third
+ * argument only that series' (ts, value); with a time range [from, to) only the samples inside it
+ * (the whole group is decoded, which is fast; only what is inside is returned). */
 PGFLEET_SQL_FUNCTION(pgfleet_chunk_decode)
 {
     using namespace pgfleet;
-    bytea *chunk_bytes = PG_GETARG_BYTEA_PP(0);
-    std::vector<int64_t> ts_ms;
-    std::vector<double> values;
-    std::string error;
-    if (!chunk::decode(VARDATA_ANY(chunk_bytes), VARSIZE_ANY_EXHDR(chunk_bytes), ts_ms, values, error))
-        throw SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: " + error,
-                       "The chunk is not a valid pgfleet chunk (core/chunk_codec.h).");
+    bytea *times_bytes = PG_GETARG_BYTEA_PP(0);
+    bytea *group_bytes = PG_GETARG_BYTEA_PP(1);
+    const bool one_series = PG_NARGS() == 3, ranged = PG_NARGS() == 4;
+    const int64 wanted = one_series ? PG_GETARG_INT64(2) : 0;
+    auto bound_ms = [](TimestampTz t) -> int64_t {
+        if (TIMESTAMP_IS_NOBEGIN(t))
+            return INT64_MIN;
+        if (TIMESTAMP_IS_NOEND(t))
+            return INT64_MAX;
+        return to_unix_ms(t + 999); /* [from, to) in whole milliseconds: ceil */
+    };
+    const int64_t from_ms = ranged ? bound_ms(PG_GETARG_TIMESTAMPTZ(2)) : INT64_MIN;
+    const int64_t to_ms = ranged ? bound_ms(PG_GETARG_TIMESTAMPTZ(3)) : INT64_MAX;
+    std::vector<int64_t> times;
+    chunk::GroupReader group;
+    open_chunk(times_bytes, group_bytes, times, group);
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    pg_call([&] {
-        InitMaterializedSRF(fcinfo, 0);
-        for (size_t i = 0; i < ts_ms.size(); i++) {
-            Datum row[2] = {TimestampTzGetDatum(ts_ms[i] * 1000 - kUnixEpochInPgMicros), Float8GetDatum(values[i])};
-            bool nulls[2] = {false, false};
-            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    chunk::Column column;
+    std::string error;
+    std::vector<Datum> ts_datums;
+    for (size_t i = 0; i < group.size(); i++) {
+        if (one_series && group.series_id(i) != wanted)
+            continue;
+        if (!group.column(i, column, error))
+            throw SqlError(ERRCODE_DATA_CORRUPTED, "invalid sample chunk: " + error,
+                           "The chunk is not a valid pgfleet chunk (core/chunk_codec.h).");
+        size_t kept = 0;
+        for (size_t k = 0; k < column.slots.size(); k++) {
+            const int64_t ts = times[column.slots[k]];
+            if (ranged && (ts < from_ms || (to_ms != INT64_MAX && ts >= to_ms)))
+                continue;
+            column.slots[kept] = column.slots[k];
+            column.values[kept++] = column.values[k];
         }
-    });
+        column.slots.resize(kept);
+        column.values.resize(kept);
+        ts_datums.resize(kept);
+        for (size_t k = 0; k < kept; k++)
+            ts_datums[k] = TimestampTzGetDatum(timestamp_of(times[column.slots[k]]));
+        pg_call([&] {
+            for (size_t k = 0; k < column.slots.size(); k++) {
+                Datum row[3] = {Int64GetDatum(column.series_id), ts_datums[k], Float8GetDatum(column.values[k])};
+                bool nulls[3] = {false, false, false};
+                if (one_series)
+                    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row + 1, nulls);
+                else
+                    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+            }
+        });
+    }
     return static_cast<Datum>(0);
 }
 
@@ -118,38 +217,21 @@ struct SeriesPoints {
     std::vector<double> values;
 };
 
-/* The read path's three queries, planned once per backend (SPI_keepplan); PostgreSQL's plan cache
- * replans them after DDL (DROP/CREATE EXTENSION) from their text. Only the main thread calls these. */
+/* The read path's three queries, planned once per backend; only the main thread uses them. */
 SPIPlanPtr plan_sets = nullptr, plan_hot = nullptr, plan_cold = nullptr;
-
-/* Prepares sql once and keeps the plan; errors (ERROR) propagate to the caller's pg_call. */
-SPIPlanPtr kept_plan(SPIPlanPtr &slot, const char *sql, int nargs, Oid *types)
-{
-    if (slot == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-        if (plan == nullptr)
-            elog(ERROR, "pgfleet: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-        if (SPI_keepplan(plan) != 0)
-            elog(ERROR, "pgfleet: SPI_keepplan failed");
-        slot = plan;
-    }
-    return slot;
-}
-
-/* PostgreSQL TimestampTz <-> Unix milliseconds (timestamps are whole milliseconds in both tiers). */
-int64_t to_unix_ms(TimestampTz t) { return (t + kUnixEpochInPgMicros) / 1000; }
-TimestampTz from_unix_ms(int64_t ms) { return ms * 1000 - kUnixEpochInPgMicros; }
 
 /*
  * The read path of fleet.series: fills the materialized SRF result of fcinfo with the (labels, ts,
- * value) rows of the series in ids_array (labels alongside) of one instance with from <= ts <= to,
- * ordered by the series' position in the arrays, then by time. One pass over the instance's series
- * sets (positions found in C++), the hot rows of the range (a row's values detoasted only when its set
- * holds a requested series), the cold chunks of the range (decoded by the codec), one sort per series.
- * The queries run through SPI as the calling role, so row-level security applies as in plain SQL.
+ * value) rows of the series in ids_array (labels alongside, all of metric metric_id) of one instance
+ * with from <= ts <= to, ordered by the series' position in the arrays, then by time. One pass over the
+ * instance's series sets (positions found in C++), the hot rows of the range (a row's values detoasted
+ * only when its set holds a requested series), the metric's cold groups of the windows overlapping the
+ * range with their windows' time lists (decoded by the codec, only the requested series), one sort per
+ * series. The queries run through SPI as the calling role, so row-level security applies as in plain
+ * SQL, and read-only, so they share the caller's snapshot: a concurrent compaction is seen whole or not.
  */
-void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *ids_array, ArrayType *labels_array,
-                        TimestampTz from, TimestampTz to)
+void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, int32 metric_id, ArrayType *ids_array,
+                        ArrayType *labels_array, TimestampTz from, TimestampTz to)
 {
     using namespace pgfleet;
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -184,17 +266,18 @@ void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *i
 
     /* per series set of the instance: (position in the set's values, slot) of each requested series */
     std::unordered_map<int64_t, std::vector<std::pair<int, size_t>>> picks_of_set;
-    std::vector<int64_t> decoded_ts;
-    std::vector<double> decoded_values;
+    std::vector<int64_t> times;
+    chunk::GroupReader group;
+    chunk::Column column;
     std::string codec_error;
     bool corrupt = false;
 
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pgfleet: SPI_connect failed");
-        Oid types[4] = {INT8OID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-        Datum args[4] = {Int64GetDatum(instance_id), PointerGetDatum(ids_array), TimestampTzGetDatum(from),
-                         TimestampTzGetDatum(to)};
+        Oid types[5] = {INT8OID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
+        Datum args[5] = {Int64GetDatum(instance_id), PointerGetDatum(ids_array), TimestampTzGetDatum(from),
+                         TimestampTzGetDatum(to), Int32GetDatum(metric_id)};
 
         /* 1. series sets: where each requested series sits in each set's values */
         if (SPI_execute_plan(kept_plan(plan_sets,
@@ -243,32 +326,49 @@ void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *i
             }
         }
 
-        /* 3. cold chunks overlapping the range */
+        /* 3. the metric's groups of the windows overlapping the range (a window is at most a day
+         *    long), each with its window's time list */
         if (SPI_execute_plan(kept_plan(plan_cold,
-                                       "SELECT series_id, data FROM fleet.sample_chunk "
-                                       "WHERE instance_id = $1 AND series_id = ANY ($2) "
-                                       "AND window_start >= date_trunc('hour', $3) AND window_start <= $4 "
-                                       "AND last_ts >= $3 AND first_ts <= $4",
-                                       4, types),
+                                       "SELECT t.data, c.data FROM fleet.sample_chunk c "
+                                       "JOIN fleet.sample_chunk t ON t.instance_id = c.instance_id "
+                                       "AND t.metric_id = 0 AND t.window_start = c.window_start "
+                                       "WHERE c.instance_id = $1 AND c.metric_id = $5 "
+                                       "AND c.window_start > $3 - interval '1 day' AND c.window_start <= $4 "
+                                       "AND c.window_end > $3 AND $2 IS NOT NULL",
+                                       5, types),
                              args, nullptr, true, 0) != SPI_OK_SELECT)
             elog(ERROR, "pgfleet: reading the cold tier failed");
         for (uint64 r = 0; r < SPI_processed && !corrupt; r++) {
             bool isnull = false;
             HeapTuple tuple = SPI_tuptable->vals[r];
-            auto it = slot_of_series.find(DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull)));
-            if (it == slot_of_series.end())
-                continue;
-            bytea *data = DatumGetByteaPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
-            if (!chunk::decode(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), decoded_ts, decoded_values, codec_error)) {
+            bytea *times_bytes = DatumGetByteaPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+            bytea *group_bytes = DatumGetByteaPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+            if (!chunk::decode_times(VARDATA_ANY(times_bytes), VARSIZE_ANY_EXHDR(times_bytes), times, codec_error) ||
+                !group.open(VARDATA_ANY(group_bytes), VARSIZE_ANY_EXHDR(group_bytes), codec_error)) {
                 corrupt = true;
                 break;
             }
-            SeriesPoints &p = points[it->second];
-            for (size_t k = 0; k < decoded_ts.size(); k++) {
-                if (decoded_ts[k] < from_ms || decoded_ts[k] > to_ms)
+            if (group.slot_count() != times.size()) {
+                codec_error = "the group does not fit the time list";
+                corrupt = true;
+                break;
+            }
+            for (size_t i = 0; i < group.size(); i++) {
+                auto it = slot_of_series.find(group.series_id(i));
+                if (it == slot_of_series.end())
                     continue;
-                p.ts_ms.push_back(decoded_ts[k]);
-                p.values.push_back(decoded_values[k]);
+                if (!group.column(i, column, codec_error)) {
+                    corrupt = true;
+                    break;
+                }
+                SeriesPoints &p = points[it->second];
+                for (size_t k = 0; k < column.slots.size(); k++) {
+                    const int64_t ts = times[column.slots[k]];
+                    if (ts < from_ms || ts > to_ms)
+                        continue;
+                    p.ts_ms.push_back(ts);
+                    p.values.push_back(column.values[k]);
+                }
             }
         }
         SPI_finish();
@@ -279,6 +379,7 @@ void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *i
 
     /* 4. each series in time order (a stable sort keeps equal timestamps in tier order), then emit */
     std::vector<size_t> order;
+    std::vector<Datum> ts_datums;
     for (size_t slot = 0; slot < points.size(); slot++) {
         SeriesPoints &p = points[slot];
         if (p.ts_ms.empty())
@@ -286,11 +387,14 @@ void emit_series_points(FunctionCallInfo fcinfo, int64 instance_id, ArrayType *i
         order.resize(p.ts_ms.size());
         for (size_t k = 0; k < order.size(); k++)
             order[k] = k;
-        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ts_ms[a] < p.ts_ms[b]; });
+        if (!std::is_sorted(p.ts_ms.begin(), p.ts_ms.end()))
+            std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.ts_ms[a] < p.ts_ms[b]; });
+        ts_datums.resize(order.size());
+        for (size_t k = 0; k < order.size(); k++)
+            ts_datums[k] = TimestampTzGetDatum(timestamp_of(p.ts_ms[order[k]]));
         pg_call([&] {
-            for (size_t k : order) {
-                Datum row[3] = {label_datums[slot], TimestampTzGetDatum(from_unix_ms(p.ts_ms[k])),
-                                Float8GetDatum(p.values[k])};
+            for (size_t k = 0; k < order.size(); k++) {
+                Datum row[3] = {label_datums[slot], ts_datums[k], Float8GetDatum(p.values[order[k]])};
                 bool nulls[3] = {label_nulls[slot], false, false};
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
             }
@@ -315,30 +419,41 @@ PGFLEET_SQL_FUNCTION(pgfleet_series)
     const TimestampTz from = PG_GETARG_TIMESTAMPTZ(2);
     const TimestampTz to = PG_GETARG_TIMESTAMPTZ(3);
     Datum ids = 0, labels = 0;
+    int32 metric_id = 0;
+    bool found = false;
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT)
             elog(ERROR, "pgfleet: SPI_connect failed");
         Oid types[2] = {INT8OID, TEXTOID};
         Datum args[2] = {Int64GetDatum(instance_id), PointerGetDatum(metric)};
         if (SPI_execute_plan(kept_plan(plan_series_of_metric,
-                                       "SELECT coalesce(array_agg(s.series_id ORDER BY s.labels::text), '{}'), "
-                                       "coalesce(array_agg(s.labels ORDER BY s.labels::text), '{}') "
+                                       "SELECT m.metric_id, array_agg(s.series_id ORDER BY s.labels::text), "
+                                       "array_agg(s.labels ORDER BY s.labels::text) "
                                        "FROM fleet.series s JOIN fleet.metric m USING (metric_id) "
-                                       "WHERE s.instance_id = $1 AND m.name = $2",
+                                       "WHERE s.instance_id = $1 AND m.name = $2 GROUP BY m.metric_id",
                                        2, types),
-                             args, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+                             args, nullptr, true, 1) != SPI_OK_SELECT)
             elog(ERROR, "pgfleet: looking up the series of a metric failed");
-        bool isnull = false;
-        /* SPI_datumTransfer copies into the caller's memory (not SPI's, which SPI_finish frees) */
-        ids = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), false, -1);
-        labels = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), false, -1);
+        if (SPI_processed == 1) {
+            bool isnull = false;
+            found = true;
+            metric_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+            /* SPI_datumTransfer copies into the caller's memory (not SPI's, which SPI_finish frees) */
+            ids = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), false, -1);
+            labels =
+                SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull), false, -1);
+        }
         SPI_finish();
     });
+    if (!found) {
+        pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+        return static_cast<Datum>(0);
+    }
     ArrayType *id_array = nullptr, *label_array = nullptr;
     pg_call([&] {
         id_array = DatumGetArrayTypeP(ids);
         label_array = DatumGetArrayTypeP(labels);
     });
-    emit_series_points(fcinfo, instance_id, id_array, label_array, from, to);
+    emit_series_points(fcinfo, instance_id, metric_id, id_array, label_array, from, to);
     return static_cast<Datum>(0);
 }

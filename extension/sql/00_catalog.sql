@@ -8,7 +8,8 @@
 --   series          one metric with one label set on one instance
 --   series_set      an ordered list of one instance's series ids: the columns of hot-tier rows
 --   sample_block    hot tier: one row per scrape (instance, ts, series_set, values[]), bulk-written
---   sample_chunk    cold tier: one row per series and hour, the samples compressed (core/chunk_codec)
+--   sample_chunk    cold tier: per instance and window (hour or day) its scrape times and one row per
+--                   metric, compressed (core/chunk_codec.h)
 --   (the view fleet.sample, 15_storage.sql, shows both tiers as one row per sample)
 --   ingest_ledger   every batch stored, (agent_id, boot_id, batch_seq): the exactly-once key
 --   dead_letter     messages put aside with the reason; never silently dropped
@@ -90,15 +91,17 @@ CREATE INDEX sample_block_series_set ON fleet.sample_block (series_set_id, ts);
 -- values of a scrape are rarely compressible by pglz (and decompressing costs reads): stored as is
 ALTER TABLE fleet.sample_block ALTER COLUMN vals SET STORAGE EXTERNAL;
 
+-- Cold tier (15_storage.sql, extension/compact.cpp): per instance and window (a UTC hour, or a whole UTC
+-- day once it is over) one row of the window's scrape times (metric_id 0) and one row per metric holding
+-- its series' presence and values on those times.
 CREATE TABLE fleet.sample_chunk (
     instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
-    series_id bigint NOT NULL,
-    window_start timestamptz NOT NULL,      -- the hour the chunk's samples fall in
-    first_ts timestamptz NOT NULL,
-    last_ts timestamptz NOT NULL,
-    sample_count integer NOT NULL CHECK (sample_count > 0),
+    metric_id integer NOT NULL CHECK (metric_id >= 0), -- 0: the window's time list
+    sample_count integer NOT NULL CHECK (sample_count > 0), -- samples (time list: scrape times)
+    window_start timestamptz NOT NULL,
+    window_end timestamptz NOT NULL CHECK (window_end > window_start AND window_end <= window_start + interval '1 day'),
     data bytea NOT NULL,
-    PRIMARY KEY (instance_id, series_id, window_start)
+    PRIMARY KEY (instance_id, metric_id, window_start)
 ) PARTITION BY RANGE (window_start);
 -- chunks are already compressed
 ALTER TABLE fleet.sample_chunk ALTER COLUMN data SET STORAGE EXTERNAL;

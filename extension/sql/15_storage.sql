@@ -1,15 +1,30 @@
 -- Sample storage across tiers (docs/storage.md): the hot tier (fleet.sample_block, one row per
--- scrape), the cold tier (fleet.sample_chunk, one compressed row per series and hour), compaction
--- from one to the other, and the one read path every reader goes through.
+-- scrape), the cold tier (fleet.sample_chunk: per instance and window, an hour or a whole UTC day, one
+-- row of scrape times and one compressed row per metric), compaction from one to the other, and the
+-- one read path every reader goes through.
 
--- The chunk codec (extension/chunks.cpp over core/chunk_codec).
-CREATE FUNCTION fleet._chunk_encode(p_ts timestamptz[], p_values double precision[])
-RETURNS bytea
+-- The codec (extension/chunks.cpp over core/chunk_codec.h). _chunk_encode builds one window (time list
+-- and one group) from samples in any order: for tests and audits; compaction encodes in C++.
+CREATE FUNCTION fleet._chunk_encode(p_series bigint[], p_ts timestamptz[], p_values double precision[],
+                                    OUT times bytea, OUT data bytea)
 LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pgfleet_chunk_encode';
 
-CREATE FUNCTION fleet._chunk_decode(p_chunk bytea)
+-- _chunk_decode: a group's samples, given its window's time list (the row with metric_id 0).
+CREATE FUNCTION fleet._chunk_decode(p_times bytea, p_data bytea)
+RETURNS TABLE (series_id bigint, ts timestamptz, value double precision)
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE ROWS 3600
+AS 'MODULE_PATHNAME', 'pgfleet_chunk_decode';
+
+-- _chunk_decode: one series of a group (decodes only that series).
+CREATE FUNCTION fleet._chunk_decode(p_times bytea, p_data bytea, p_series_id bigint)
 RETURNS TABLE (ts timestamptz, value double precision)
+LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE ROWS 360
+AS 'MODULE_PATHNAME', 'pgfleet_chunk_decode';
+
+-- _chunk_decode: the samples of a group with p_from <= ts < p_to (the readers of a range).
+CREATE FUNCTION fleet._chunk_decode(p_times bytea, p_data bytea, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (series_id bigint, ts timestamptz, value double precision)
 LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE ROWS 360
 AS 'MODULE_PATHNAME', 'pgfleet_chunk_decode';
 
@@ -22,9 +37,11 @@ FROM fleet.sample_block b
 JOIN fleet.series_set ss ON ss.series_set_id = b.series_set_id
 CROSS JOIN LATERAL unnest(ss.series_ids, b.vals) AS u(series_id, value)
 UNION ALL
-SELECT c.instance_id, c.series_id, d.ts, d.value
+SELECT c.instance_id, d.series_id, d.ts, d.value
 FROM fleet.sample_chunk c
-CROSS JOIN LATERAL fleet._chunk_decode(c.data) AS d;
+JOIN fleet.sample_chunk t ON t.instance_id = c.instance_id AND t.metric_id = 0 AND t.window_start = c.window_start
+CROSS JOIN LATERAL fleet._chunk_decode(t.data, c.data) AS d
+WHERE c.metric_id <> 0;
 
 -- _instance_samples: every sample of one instance with p_from <= ts < p_to, from both tiers.
 CREATE FUNCTION fleet._instance_samples(p_instance_id bigint, p_from timestamptz, p_to timestamptz)
@@ -38,80 +55,36 @@ AS $$
     CROSS JOIN LATERAL unnest(ss.series_ids, b.vals) AS u(series_id, value)
     WHERE b.instance_id = p_instance_id AND b.ts >= p_from AND b.ts < p_to
     UNION ALL
-    SELECT c.series_id, d.ts, d.value
+    SELECT d.series_id, d.ts, d.value
     FROM fleet.sample_chunk c
-    CROSS JOIN LATERAL fleet._chunk_decode(c.data) AS d
-    WHERE c.instance_id = p_instance_id
-      AND c.window_start >= date_trunc('hour', p_from) AND c.window_start < p_to
-      AND c.last_ts >= p_from AND c.first_ts < p_to
-      AND d.ts >= p_from AND d.ts < p_to
+    JOIN fleet.sample_chunk t ON t.instance_id = c.instance_id AND t.metric_id = 0 AND t.window_start = c.window_start
+    CROSS JOIN LATERAL fleet._chunk_decode(t.data, c.data, p_from, p_to) AS d
+    WHERE c.instance_id = p_instance_id AND c.metric_id <> 0
+      AND c.window_start > p_from - interval '1 day' AND c.window_start < p_to AND c.window_end > p_from
 $$;
 
--- _compact_instance: moves the hot-tier rows of one instance older than p_cutoff (an hour boundary)
--- into cold chunks, one per series and hour, merging with a chunk already there (late data), all in
--- the caller's transaction: every sample is in exactly one tier at every commit. Returns the number
--- of samples moved.
+-- _compact_instance (extension/compact.cpp): moves the hot-tier rows of one instance older than
+-- p_cutoff into cold windows, one UTC hour at a time, merging with a window already there (late data),
+-- then stores every UTC day that ended at or before p_cutoff as one day window; all in the caller's
+-- transaction: every sample is in exactly one tier at every commit. Returns the number of samples moved.
 CREATE FUNCTION fleet._compact_instance(p_instance_id bigint, p_cutoff timestamptz)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE c STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_moved bigint;
-BEGIN
-    IF to_regclass('pg_temp.pgfleet_compact_samples') IS NULL THEN
-        CREATE TEMP TABLE pgfleet_compact_samples (
-            series_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS;
-    END IF;
-    TRUNCATE pgfleet_compact_samples;
+AS 'MODULE_PATHNAME', 'pgfleet_compact_instance';
 
-    WITH moved AS (
-        DELETE FROM fleet.sample_block b
-        WHERE b.instance_id = p_instance_id AND b.ts < p_cutoff
-        RETURNING b.ts, b.series_set_id, b.vals
-    )
-    INSERT INTO pgfleet_compact_samples
-    SELECT u.series_id, m.ts, u.value
-    FROM moved m
-    JOIN fleet.series_set ss ON ss.series_set_id = m.series_set_id
-    CROSS JOIN LATERAL unnest(ss.series_ids, m.vals) AS u(series_id, value);
-    GET DIAGNOSTICS v_moved = ROW_COUNT;
-    IF v_moved = 0 THEN
-        RETURN 0;
-    END IF;
-
-    -- late data: samples of hours that already have a chunk join that chunk's samples
-    WITH windows AS (
-        SELECT DISTINCT series_id, date_trunc('hour', ts) AS window_start FROM pgfleet_compact_samples
-    ), old AS (
-        DELETE FROM fleet.sample_chunk c
-        USING windows w
-        WHERE c.instance_id = p_instance_id AND c.series_id = w.series_id AND c.window_start = w.window_start
-        RETURNING c.series_id, c.data
-    )
-    INSERT INTO pgfleet_compact_samples
-    SELECT old.series_id, d.ts, d.value FROM old CROSS JOIN LATERAL fleet._chunk_decode(old.data) AS d;
-
-    INSERT INTO fleet.sample_chunk (instance_id, series_id, window_start, first_ts, last_ts, sample_count, data)
-    SELECT p_instance_id, s.series_id, date_trunc('hour', s.ts), min(s.ts), max(s.ts), count(*),
-           fleet._chunk_encode(array_agg(s.ts ORDER BY s.ts), array_agg(s.value ORDER BY s.ts))
-    FROM pgfleet_compact_samples s
-    GROUP BY s.series_id, date_trunc('hour', s.ts);
-    TRUNCATE pgfleet_compact_samples;
-    RETURN v_moved;
-END
-$$;
-
--- compact: compacts every instance whose hot tier holds whole hours older than p_older_than (at most
--- p_max_instances of them per call; NULL: all), then removes series sets that no row uses any more.
--- Returns the number of samples moved. The maintenance worker calls it every round.
+-- compact: compacts every instance whose hot tier holds whole hours older than p_older_than, or whose
+-- cold tier still has hour windows of a UTC day that ended before them (at most p_max_instances of them
+-- per call; NULL: all), then removes series sets that no row uses any more. Returns the number of
+-- samples moved. The maintenance worker calls it every round.
 CREATE FUNCTION fleet.compact(p_older_than interval DEFAULT '1 hour', p_max_instances integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_cutoff timestamptz := date_trunc('hour', now() - p_older_than);
+    v_cutoff timestamptz := date_trunc('hour', now() - p_older_than, 'UTC');
+    v_cutoff_day timestamptz := date_trunc('day', v_cutoff, 'UTC');
     v_instance_id bigint;
     v_moved bigint := 0;
 BEGIN
@@ -121,6 +94,8 @@ BEGIN
     FOR v_instance_id IN
         SELECT i.instance_id FROM fleet.instance i
         WHERE EXISTS (SELECT 1 FROM fleet.sample_block b WHERE b.instance_id = i.instance_id AND b.ts < v_cutoff)
+           OR EXISTS (SELECT 1 FROM fleet.sample_chunk c WHERE c.instance_id = i.instance_id AND c.metric_id = 0
+                      AND c.window_start < v_cutoff_day AND c.window_end - c.window_start < interval '1 day')
         ORDER BY i.instance_id
         LIMIT p_max_instances
     LOOP

@@ -11,7 +11,7 @@ JOIN fleet.agent a USING (agent_id)
 JOIN fleet.namespace n USING (namespace_id);
 
 -- instance_series: the series of one instance, with the time of its newest sample (the newest scrape
--- row of a set holding it, else the end of its newest chunk).
+-- row of a set holding it, else its newest sample in the newest cold window holding it).
 CREATE FUNCTION fleet.instance_series(p_instance_id bigint)
 RETURNS TABLE (series_id bigint, metric text, kind text, unit text, labels jsonb, last_ts timestamptz)
 LANGUAGE sql STABLE
@@ -28,9 +28,12 @@ AS $$
     )
     SELECT s.series_id, m.name, m.kind, m.unit, s.labels,
            coalesce((SELECT hot.ts FROM hot WHERE hot.sid = s.series_id),
-                    (SELECT c.last_ts FROM fleet.sample_chunk c
-                      WHERE c.instance_id = s.instance_id AND c.series_id = s.series_id
-                      ORDER BY c.window_start DESC LIMIT 1))
+                    (SELECT x.ts FROM fleet.sample_chunk c
+                     JOIN fleet.sample_chunk t ON t.instance_id = c.instance_id AND t.metric_id = 0
+                                              AND t.window_start = c.window_start
+                     CROSS JOIN LATERAL (SELECT max(d.ts) AS ts FROM fleet._chunk_decode(t.data, c.data, s.series_id) d) x
+                     WHERE c.instance_id = s.instance_id AND c.metric_id = s.metric_id AND x.ts IS NOT NULL
+                     ORDER BY c.window_start DESC LIMIT 1))
     FROM fleet.series s JOIN fleet.metric m USING (metric_id)
     WHERE s.instance_id = p_instance_id
     ORDER BY m.name, s.labels::text

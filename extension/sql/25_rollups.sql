@@ -89,13 +89,14 @@ BEGIN
     LOOP
         DELETE FROM fleet.sample_block WHERE instance_id = ANY (n.instances) AND ts < now() - n.raw_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
-        -- a chunk goes when its whole hour is beyond the retention
+        -- a chunk goes when its whole window is beyond the retention
         DELETE FROM fleet.sample_chunk WHERE instance_id = ANY (n.instances)
-            AND window_start + interval '1 hour' <= now() - n.raw_retention;
+            AND window_end <= now() - n.raw_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.statement_delta WHERE instance_id = ANY (n.instances) AND ts < now() - n.raw_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.statement_hourly WHERE instance_id = ANY (n.instances) AND hour < now() - n.rollup_1h_retention;
+        DELETE FROM fleet.statement_6h WHERE instance_id = ANY (n.instances) AND block < now() - n.rollup_1h_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
         DELETE FROM fleet.rollup_1m WHERE instance_id = ANY (n.instances) AND bucket < now() - n.rollup_1m_retention;
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;

@@ -47,6 +47,9 @@ BEGIN
             EXECUTE format('CREATE TABLE fleet.%I PARTITION OF fleet.%I FOR VALUES FROM (%L) TO (%L)',
                            v_name, v_tier.column1, v_day::timestamp AT TIME ZONE 'UTC',
                            (v_day + 1)::timestamp AT TIME ZONE 'UTC');
+            IF v_tier.column1 = 'sample_block' THEN
+                EXECUTE format('ALTER TABLE fleet.%I SET (toast_tuple_target = 8160)', v_name);
+            END IF;
             EXECUTE format('ALTER TABLE fleet.%I ENABLE ROW LEVEL SECURITY', v_name);
             EXECUTE format('CREATE POLICY %I ON fleet.%I FOR SELECT USING ((SELECT fleet.is_fleet_admin()) '
                            'OR instance_id = ANY ((SELECT fleet.visible_instance_ids())::bigint[]))',
@@ -102,3 +105,8 @@ REVOKE ALL ON FUNCTION fleet._drop_partitions() FROM PUBLIC;
 
 -- The partitions of the days around the installation.
 SELECT fleet._ensure_partitions();
+
+-- A scrape of up to ~1,000 values (8 KB) stays in its hot row instead of going to TOAST: a row per page,
+-- but no TOAST rows and index entries to write and read per scrape. (Partitioned tables take no storage
+-- parameters: each partition gets it, the default one here.)
+ALTER TABLE fleet.sample_block_default SET (toast_tuple_target = 8160);
