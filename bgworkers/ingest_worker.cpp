@@ -531,6 +531,38 @@ TimestampTz unix_ms_to_timestamptz(int64 ms)
 }
 
 /*
+ * Runs body in an internal subtransaction of the batch transaction. On ERROR the subtransaction is rolled
+ * back and the error is returned (copied into the caller's memory context); nullptr when body succeeded.
+ */
+template <typename Body>
+ErrorData *in_subtransaction(Body body)
+{
+    MemoryContext outer_context = CurrentMemoryContext;
+    ResourceOwner outer_owner = CurrentResourceOwner;
+    ErrorData *volatile error = nullptr; /* assigned after the longjmp */
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(outer_context);
+    PG_TRY();
+    {
+        body();
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(outer_context);
+        error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+    }
+    PG_END_TRY();
+    return error;
+}
+
+/*
  * The batch transaction. Runs inside pg_call; holds no C++ object with a destructor (an ERROR
  * longjmps out of it). Reads decoded_ and writes outcomes_ in place (no allocation).
  */
@@ -551,25 +583,8 @@ void IngestWorker::store_batch()
             store_dead_letter(i, decoded_[i].reason.c_str(), decoded_[i].detail.c_str());
             continue;
         }
-        MemoryContext outer_context = CurrentMemoryContext;
-        ResourceOwner outer_owner = CurrentResourceOwner;
-        BeginInternalSubTransaction(nullptr);
-        MemoryContextSwitchTo(outer_context);
-        PG_TRY();
-        {
-            store_message(i);
-            ReleaseCurrentSubTransaction();
-            MemoryContextSwitchTo(outer_context);
-            CurrentResourceOwner = outer_owner;
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(outer_context);
-            ErrorData *edata = CopyErrorData();
-            FlushErrorState();
-            RollbackAndReleaseCurrentSubTransaction();
-            MemoryContextSwitchTo(outer_context);
-            CurrentResourceOwner = outer_owner;
+        ErrorData *edata = in_subtransaction([&] { store_message(i); });
+        if (edata != nullptr) {
             /* The message's fault: bad data (class 22) or a row no constraint can ever accept (not
              * null, check). Anything else, foreign-key and unique violations included (a concurrent
              * change could cause them), is retried with the whole batch. */
@@ -582,7 +597,6 @@ void IngestWorker::store_batch()
             rejection_detail_[i] = MemoryContextStrdup(batch_context_, edata->message);
             rejection_reason_[i] = "rejected by database";
         }
-        PG_END_TRY();
         if (rejection_detail_[i] != nullptr && outcomes_[i] != Outcome::DeadLetter)
             store_dead_letter(i, rejection_reason_[i], rejection_detail_[i]);
     }
@@ -620,28 +634,9 @@ void IngestWorker::store_metric_fetch()
     }
     if (fast_path_.size() < 2)
         return;
-    MemoryContext outer_context = CurrentMemoryContext;
-    ResourceOwner outer_owner = CurrentResourceOwner;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(outer_context);
-    PG_TRY();
-    {
-        call_metric_fetch(fast_path_);
-        ReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(outer_context);
-        CurrentResourceOwner = outer_owner;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(outer_context);
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(outer_context);
-        CurrentResourceOwner = outer_owner;
+    if (in_subtransaction([&] { call_metric_fetch(fast_path_); }) != nullptr)
         for (size_t i : fast_path_)
             outcomes_[i] = Outcome::Pending; /* nothing of the call remains */
-    }
-    PG_END_TRY();
 }
 
 /* The elements of a one-dimensional array Datum of a pass-by-value type (NULLs in nulls). */

@@ -117,47 +117,35 @@ BEGIN
         wal_records bigint, wal_fpi bigint, wal_bytes numeric, reset boolean);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
-    -- the hourly sums (rows in key order, so that two workers never wait on each other crosswise)
-    INSERT INTO fleet.statement_hourly AS h
-    SELECT p_instance_id, v_hour,
-           d.queryid, d.dbid, d.userid, d.toplevel,
-           p->'databases'->>d.dbid::text, p->'users'->>d.userid::text,
-           sum(d.calls), sum(coalesce(d.total_exec_time_ms, 0)), sum(coalesce(d.rows, 0)),
-           sum(coalesce(d.shared_blks_hit, 0)), sum(coalesce(d.shared_blks_read, 0)),
-           sum(coalesce(d.blk_read_time_ms, 0) + coalesce(d.blk_write_time_ms, 0))
-    FROM jsonb_to_recordset(p->'deltas') AS d(
-        dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint, total_exec_time_ms double precision,
-        rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
-        blk_read_time_ms double precision, blk_write_time_ms double precision)
-    GROUP BY d.queryid, d.dbid, d.userid, d.toplevel
-    ORDER BY d.queryid, d.dbid, d.userid, d.toplevel
-    ON CONFLICT (instance_id, hour, queryid, dbid, userid, toplevel) DO UPDATE SET
-        datname = coalesce(excluded.datname, h.datname), username = coalesce(excluded.username, h.username),
-        calls = h.calls + excluded.calls, total_exec_time_ms = h.total_exec_time_ms + excluded.total_exec_time_ms,
-        rows = h.rows + excluded.rows, shared_blks_hit = h.shared_blks_hit + excluded.shared_blks_hit,
-        shared_blks_read = h.shared_blks_read + excluded.shared_blks_read,
-        io_time_ms = h.io_time_ms + excluded.io_time_ms;
-
-    -- and the 6-hour sums, the same way
-    INSERT INTO fleet.statement_6h AS h
-    SELECT p_instance_id, v_block,
-           d.queryid, d.dbid, d.userid, d.toplevel,
-           p->'databases'->>d.dbid::text, p->'users'->>d.userid::text,
-           sum(d.calls), sum(coalesce(d.total_exec_time_ms, 0)), sum(coalesce(d.rows, 0)),
-           sum(coalesce(d.shared_blks_hit, 0)), sum(coalesce(d.shared_blks_read, 0)),
-           sum(coalesce(d.blk_read_time_ms, 0) + coalesce(d.blk_write_time_ms, 0))
-    FROM jsonb_to_recordset(p->'deltas') AS d(
-        dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint, total_exec_time_ms double precision,
-        rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
-        blk_read_time_ms double precision, blk_write_time_ms double precision)
-    GROUP BY d.queryid, d.dbid, d.userid, d.toplevel
-    ORDER BY d.queryid, d.dbid, d.userid, d.toplevel
+    -- the hourly and 6-hour sums of this payload (rows in key order, so that two workers never wait
+    -- on each other crosswise)
+    WITH sums AS (
+        SELECT d.queryid, d.dbid, d.userid, d.toplevel,
+               p->'databases'->>d.dbid::text AS datname, p->'users'->>d.userid::text AS username,
+               sum(d.calls) AS calls, sum(coalesce(d.total_exec_time_ms, 0)) AS total_exec_time_ms,
+               sum(coalesce(d.rows, 0)) AS rows, sum(coalesce(d.shared_blks_hit, 0)) AS shared_blks_hit,
+               sum(coalesce(d.shared_blks_read, 0)) AS shared_blks_read,
+               sum(coalesce(d.blk_read_time_ms, 0) + coalesce(d.blk_write_time_ms, 0)) AS io_time_ms
+        FROM jsonb_to_recordset(p->'deltas') AS d(
+            dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint, total_exec_time_ms double precision,
+            rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
+            blk_read_time_ms double precision, blk_write_time_ms double precision)
+        GROUP BY d.queryid, d.dbid, d.userid, d.toplevel),
+    hourly AS (
+        INSERT INTO fleet.statement_hourly AS h
+        SELECT p_instance_id, v_hour, s.* FROM sums s ORDER BY s.queryid, s.dbid, s.userid, s.toplevel
+        ON CONFLICT (instance_id, hour, queryid, dbid, userid, toplevel) DO UPDATE SET
+            datname = coalesce(excluded.datname, h.datname), username = coalesce(excluded.username, h.username),
+            calls = h.calls + excluded.calls, total_exec_time_ms = h.total_exec_time_ms + excluded.total_exec_time_ms,
+            rows = h.rows + excluded.rows, shared_blks_hit = h.shared_blks_hit + excluded.shared_blks_hit,
+            shared_blks_read = h.shared_blks_read + excluded.shared_blks_read, io_time_ms = h.io_time_ms + excluded.io_time_ms)
+    INSERT INTO fleet.statement_6h AS b
+    SELECT p_instance_id, v_block, s.* FROM sums s ORDER BY s.queryid, s.dbid, s.userid, s.toplevel
     ON CONFLICT (instance_id, block, queryid, dbid, userid, toplevel) DO UPDATE SET
-        datname = coalesce(excluded.datname, h.datname), username = coalesce(excluded.username, h.username),
-        calls = h.calls + excluded.calls, total_exec_time_ms = h.total_exec_time_ms + excluded.total_exec_time_ms,
-        rows = h.rows + excluded.rows, shared_blks_hit = h.shared_blks_hit + excluded.shared_blks_hit,
-        shared_blks_read = h.shared_blks_read + excluded.shared_blks_read,
-        io_time_ms = h.io_time_ms + excluded.io_time_ms;
+        datname = coalesce(excluded.datname, b.datname), username = coalesce(excluded.username, b.username),
+        calls = b.calls + excluded.calls, total_exec_time_ms = b.total_exec_time_ms + excluded.total_exec_time_ms,
+        rows = b.rows + excluded.rows, shared_blks_hit = b.shared_blks_hit + excluded.shared_blks_hit,
+        shared_blks_read = b.shared_blks_read + excluded.shared_blks_read, io_time_ms = b.io_time_ms + excluded.io_time_ms;
     RETURN v_rows;
 END
 $$;

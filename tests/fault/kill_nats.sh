@@ -8,12 +8,12 @@
 # shellcheck source=tests/fault/lib/fault.bash
 . "$(dirname "$0")/lib/fault.bash"
 fault_init kill-nats
-N=${FAULT_BATCHES:-2000} S=10
+N=${FAULT_BATCHES:-20000} S=10
 fault_standard_stack "pgfleet.ingest_workers = 2" || { fault_finish; exit 1; }
 
 fault_publish_bg "$FW/producer1.log" --agent fc1 --boot b1 --count "$N" --series "$S"; p1=$BG_PID
 fault_publish_bg "$FW/producer2.log" --agent fc2 --boot b1 --count "$N" --series "$S"; p2=$BG_PID
-fault_wait 60 "SELECT count(*) >= $((N / 5)) FROM fleet.ingest_ledger" >/dev/null
+fault_wait 60 "SELECT count(*) >= 500 FROM fleet.ingest_ledger" >/dev/null # early: ingest keeps pace with the producers
 before=$(fault_sql "SELECT count(*) FROM fleet.ingest_ledger")
 old_nats=$NATS_PID
 kill -9 "$NATS_PID"; while kill -0 "$old_nats" 2>/dev/null; do sleep 0.05; done

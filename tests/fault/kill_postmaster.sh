@@ -8,12 +8,12 @@
 # shellcheck source=tests/fault/lib/fault.bash
 . "$(dirname "$0")/lib/fault.bash"
 fault_init kill-postmaster
-N=${FAULT_BATCHES:-3000} S=10
+N=${FAULT_BATCHES:-20000} S=10
 fault_standard_stack "pgfleet.ingest_workers = 2" || { fault_finish; exit 1; }
 
 fault_publish_bg "$FW/producer.log" --agent fb --boot b1 --count "$N" --series "$S"
 producer=$BG_PID
-fault_wait 60 "SELECT count(*) >= $((N / 10)) FROM fleet.ingest_ledger" >/dev/null
+fault_wait 60 "SELECT count(*) >= 500 FROM fleet.ingest_ledger" >/dev/null # early: ingest keeps pace with the producers
 pm=$(head -1 "$FW/pg/postmaster.pid")
 children=$(ps -o pid= --ppid "$pm" | tr -s ' \n' ' ')
 stored_before=$(fault_ledger fb)
