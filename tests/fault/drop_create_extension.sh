@@ -14,12 +14,23 @@ workers_before=$(fault_worker_pids)
 
 fault_publish_bg "$FW/p1.log" --agent fe1 --boot b1 --count "$N" --series "$S"; p1=$BG_PID
 fault_wait 60 "SELECT count(*) >= 500 FROM fleet.ingest_ledger" >/dev/null # early: ingest keeps pace with the producers
-ok "DROP EXTENSION pgfleet succeeds while the workers ingest" fault_sql "
-  BEGIN;
-  LOCK TABLE fleet.ingest_ledger, fleet.sample IN ACCESS EXCLUSIVE MODE;
-  CREATE TABLE public.saved_ledger AS SELECT agent_id, batch_seq FROM fleet.ingest_ledger;
-  DROP EXTENSION pgfleet;
-  COMMIT"
+# The workers lock some of these tables before the ledger and others after it, so taking them all can
+# deadlock with a worker's transaction; PostgreSQL then aborts one side (either is safe: a worker's
+# batch is redelivered). The drop is retried, as a DBA would.
+drop_extension() {
+  local attempt out
+  for attempt in 1 2 3 4 5; do
+    out=$(fault_sql "
+      BEGIN;
+      LOCK TABLE fleet.ingest_ledger, fleet.sample IN ACCESS EXCLUSIVE MODE;
+      CREATE TABLE public.saved_ledger AS SELECT agent_id, batch_seq FROM fleet.ingest_ledger;
+      DROP EXTENSION pgfleet;
+      COMMIT" 2>&1) && return 0
+    case $out in *"deadlock detected"*) fault_log "drop attempt $attempt: deadlock, retried"; sleep 0.5 ;; *) echo "$out"; return 1 ;; esac
+  done
+  echo "$out"; return 1
+}
+ok "DROP EXTENSION pgfleet succeeds while the workers ingest" drop_extension
 saved=$(fault_sql "SELECT count(*) FROM public.saved_ledger")
 fault_log "dropped the extension after $saved of $N batches were stored"
 log_at_drop=$(wc -l <"$FW/pg.log")
