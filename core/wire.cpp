@@ -364,7 +364,16 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
         out.instance.port = i.port();
     }
 
+    /* out may be reused from an earlier message: nothing of that one must show through (capacity kept) */
     out.payload_json.clear();
+    MetricBatch &m = out.metrics;
+    m.series.clear();
+    m.sample_series.clear();
+    m.sample_ts_unix_ms.clear();
+    m.sample_value.clear();
+    m.scrape_end.clear();
+    m.scrape_key.clear();
+    m.scrape_is_reference.clear();
     switch (env.payload_case()) {
     case v1::Envelope::kMetrics:
         out.kind = PayloadKind::Metrics;

@@ -259,10 +259,15 @@ TEST(WirePayloads, StatementsBecomeJson)
     d->set_total_exec_time_ms(std::nan(""));
     (*st->mutable_database_names())[5] = "app";
     Envelope out;
+    /* the Envelope is reused, as the ingest worker does: a metrics message first, then the statements */
+    ASSERT_TRUE(decode(valid_envelope(), out).ok);
+    ASSERT_FALSE(out.metrics.sample_value.empty());
     DecodeStatus s = decode(e, out);
     ASSERT_TRUE(s.ok) << s.detail;
     EXPECT_EQ(out.kind, pgfleet::wire::PayloadKind::Statements);
     EXPECT_TRUE(out.metrics.series.empty());
+    EXPECT_TRUE(out.metrics.sample_value.empty()) << "nothing of the earlier metrics message shows through";
+    EXPECT_TRUE(out.metrics.scrape_end.empty());
     EXPECT_NE(out.payload_json.find("\"query\":\"SELECT \\\"x\\\" FROM t WHERE a = $1\""), std::string::npos);
     EXPECT_NE(out.payload_json.find("\"total_exec_time_ms\":null"), std::string::npos); /* jsonb has no NaN */
     EXPECT_NE(out.payload_json.find("\"databases\":{\"5\":\"app\"}"), std::string::npos);
