@@ -131,7 +131,8 @@ DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> 
     return DecodeStatus::success();
 }
 
-/* Validates and converts the metrics payload (unpacking it first when it is packed). */
+/* Validates and converts the metrics payload (unpacking it first when it is packed) into out, which the
+ * caller has emptied. */
 DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
 {
     std::string unpack_error;
@@ -141,7 +142,6 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
         return DecodeStatus::failure("too large", "a batch declares more than 1048576 series");
     std::unordered_map<uint32_t, int32_t> index_of_ref;
     index_of_ref.reserve(in.series_size());
-    out.series.clear();
     out.series.reserve(in.series_size());
     for (const auto &decl : in.series()) {
         SeriesDecl s;
@@ -179,12 +179,6 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
         if (total > kMaxSamplesPerBatch)
             return DecodeStatus::failure("too large", "a batch carries more than 8388608 samples");
     }
-    out.sample_series.clear();
-    out.sample_ts_unix_ms.clear();
-    out.sample_value.clear();
-    out.scrape_end.clear();
-    out.scrape_key.clear();
-    out.scrape_is_reference.clear();
     out.scrape_end.reserve(static_cast<size_t>(in.scrapes_size()));
     out.sample_series.reserve(total);
     out.sample_ts_unix_ms.reserve(total);
@@ -366,14 +360,7 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
 
     /* out may be reused from an earlier message: nothing of that one must show through (capacity kept) */
     out.payload_json.clear();
-    MetricBatch &m = out.metrics;
-    m.series.clear();
-    m.sample_series.clear();
-    m.sample_ts_unix_ms.clear();
-    m.sample_value.clear();
-    m.scrape_end.clear();
-    m.scrape_key.clear();
-    m.scrape_is_reference.clear();
+    out.metrics.clear();
     switch (env.payload_case()) {
     case v1::Envelope::kMetrics:
         out.kind = PayloadKind::Metrics;

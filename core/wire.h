@@ -93,6 +93,18 @@ struct MetricBatch {
     std::vector<uint32_t> scrape_end;
     std::vector<SeriesSetKey> scrape_key;
     std::vector<uint8_t> scrape_is_reference;
+
+    /* Empties every column, keeping their capacity (a decoder reuses one MetricBatch per message slot). */
+    void clear()
+    {
+        series.clear();
+        sample_series.clear();
+        sample_ts_unix_ms.clear();
+        sample_value.clear();
+        scrape_end.clear();
+        scrape_key.clear();
+        scrape_is_reference.clear();
+    }
 };
 
 /* The key of the declared scrape holding samples [begin, end) of batch. */
