@@ -29,10 +29,39 @@ void SeriesSetMemory::acknowledged(uint64_t batch_seq, int64_t now_ms) {
     auto end = pending_.upper_bound(batch_seq);
     for (auto it = pending_.lower_bound(batch_seq); it != end; ++it) acknowledged_at_[it->second] = now_ms;
     pending_.erase(pending_.begin(), end);  // earlier ones were dropped from the spool, never acknowledged
+    auto keyframes_end = pending_keyframes_.upper_bound(batch_seq);
+    for (auto it = pending_keyframes_.lower_bound(batch_seq); it != keyframes_end; ++it)
+        bases_[it->second.first] = std::move(it->second.second);
+    pending_keyframes_.erase(pending_keyframes_.begin(), keyframes_end);
+    if (bases_.size() > 4096) {  // sets the agent stopped using: forget their stale keyframes
+        for (auto it = bases_.begin(); it != bases_.end();)
+            it = now_ms - it->second.ts_ms >= kKeyframeMaxAgeMs ? bases_.erase(it) : std::next(it);
+        for (auto it = keyframe_sealed_at_.begin(); it != keyframe_sealed_at_.end();)
+            it = now_ms - it->second >= kKeyframeMaxAgeMs ? keyframe_sealed_at_.erase(it) : std::next(it);
+    }
     if (acknowledged_at_.size() > 4096) {  // sets the agent stopped using: forget the stale ones
         for (auto it = acknowledged_at_.begin(); it != acknowledged_at_.end();)
             it = now_ms - it->second >= kSeriesSetFreshMs ? acknowledged_at_.erase(it) : std::next(it);
     }
+}
+
+const SeriesSetMemory::Keyframe *SeriesSetMemory::base_for(const wire::SeriesSetKey &key, int64_t now_ms) const {
+    auto it = bases_.find(key);
+    if (it == bases_.end() || now_ms < it->second.ts_ms || now_ms - it->second.ts_ms >= kKeyframeMaxAgeMs)
+        return nullptr;
+    return &it->second;
+}
+
+bool SeriesSetMemory::wants_keyframe(const wire::SeriesSetKey &key, int64_t now_ms) const {
+    if (!may_refer(key, now_ms) || base_for(key, now_ms) != nullptr) return false;
+    auto it = keyframe_sealed_at_.find(key);
+    return it == keyframe_sealed_at_.end() || now_ms < it->second || now_ms - it->second >= kKeyframeMaxAgeMs;
+}
+
+void SeriesSetMemory::keyframe_sealed(uint64_t batch_seq, const wire::SeriesSetKey &key, int64_t ts_ms,
+                                      std::vector<double> values) {
+    keyframe_sealed_at_[key] = ts_ms;
+    pending_keyframes_.emplace(batch_seq, std::make_pair(key, Keyframe{batch_seq, ts_ms, std::move(values)}));
 }
 
 bool SeriesSetMemory::may_refer(const wire::SeriesSetKey &key, int64_t now_ms) const {
@@ -110,14 +139,25 @@ const std::string &BatchBuilder::seal(SeriesSetMemory *sets) {
                     key_error_.c_str());
             abort();
         }
-        if (sets->may_refer(key, envelope_.created_unix_ms())) {
+        const int64_t now_ms = envelope_.created_unix_ms();
+        const SeriesSetMemory::Keyframe *base = sets->base_for(key, now_ms);
+        if (base != nullptr && base->values.size() == static_cast<size_t>(scrape_->values_size())) {
+            scrape_->set_base_seq(base->batch_seq);
+            base_values_.assign(1, &base->values);
+        } else if (sets->wants_keyframe(key, now_ms)) {
+            scrape_->set_keyframe(true);
+            sets->keyframe_sealed(envelope_.batch_seq(), key, now_ms,
+                                  std::vector<double>(scrape_->values().begin(), scrape_->values().end()));
+        }
+        if (sets->may_refer(key, now_ms)) {
             wire::make_references(*batch_, {key});
         } else {
             scrape_->set_set_key(key.bytes, sizeof key.bytes);
             sets->declared(envelope_.batch_seq(), key);
         }
     }
-    wire::pack_metric_batch(*batch_);
+    wire::pack_metric_batch(*batch_, scrape_->base_seq() != 0 ? &base_values_ : nullptr);
+    base_values_.clear();
     std::string error;
     if (!wire::compress_metrics(envelope_, kZstdLevel, error)) {
         fprintf(stderr, "pgfleet-agent: could not compress batch %llu: %s\n",

@@ -23,6 +23,12 @@
  * registered yet (the batch declaring it may be in another worker's transaction, or still in the
  * stream), nothing of the message is written and it is negatively acknowledged with a growing delay
  * (1 s, 2 s, ... 30 s); after pgfleet.series_set_wait of such retries it goes to dead letter.
+ * A scrape may also be based on a keyframe (wire schema_minor 3): its integral values are differences
+ * to a keyframe scrape of the same set that the agent sent earlier. Such messages take the per-message
+ * path: fleet._metric_keyframes gives the keyframes' values, the pure layer adds them
+ * (wire::apply_keyframe), and a keyframe not stored yet is waited for exactly like an unknown set
+ * (dead letter "unknown keyframe" after pgfleet.series_set_wait). Keyframe scrapes are kept in
+ * fleet.metric_keyframe by fleet._ingest_metric_blocks.
  * A crash anywhere before the commit loses nothing (nothing was acked); a crash after it duplicates
  * nothing (the ledger turns the redelivery into a no-op).
  *
@@ -37,6 +43,7 @@
  * exception here and this loop goes on. FATAL (SIGTERM via die(), postmaster death) exits the process
  * without unwinding; the sockets close with it and unacked messages are redelivered.
  */
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -73,9 +80,12 @@ constexpr long kNakDelayMs = 2000;
 constexpr int kFetchFailuresBeforeReconnect = 5;
 constexpr Oid kTimestamptzArrayOid = 1185;
 
-/* What became of one fetched message. Retry: it refers to a series set not registered yet (the
- * batch declaring it may still be on its way); it is negatively acknowledged with a delay. */
+/* What became of one fetched message. Retry: it refers to a series set or keyframe not stored yet
+ * (the batch carrying it may still be on its way); it is negatively acknowledged with a delay. */
 enum class Outcome : uint8 { Pending, Stored, Duplicate, DeadLetter, Retry };
+
+/* What fleet._metric_keyframes made of a message's based scrapes. */
+enum class KeyframeLookup : uint8 { Applied, Duplicate, Missing, Invalid };
 
 /* Delay before the redelivery of a message with an unknown series set, after its delivery number n
  * (1, 2, ...): 1 s, 2 s, 4 s, ... at most 30 s. */
@@ -143,6 +153,8 @@ private:
     void call_metric_fetch(const std::vector<size_t> &batches);
     void store_message(size_t i);
     int32 store_metric_blocks(size_t i);
+    KeyframeLookup apply_keyframes(size_t i, char *detail, size_t detail_size);
+    void wait_or_dead_letter(size_t i, const char *reason, const char *what);
     void register_series_sets(size_t i);
     void store_payload_message(size_t i);
     void store_dead_letter(size_t i, const char *reason, const char *detail);
@@ -629,7 +641,8 @@ void IngestWorker::store_metric_fetch()
     fast_path_.clear();
     for (size_t i = 0; i < decoded_.size(); i++) {
         const DecodedMessage &d = decoded_[i];
-        if (d.valid && d.envelope.kind == wire::PayloadKind::Metrics && !d.envelope.instance.present)
+        if (d.valid && d.envelope.kind == wire::PayloadKind::Metrics && !d.envelope.instance.present &&
+            !d.envelope.metrics.uses_keyframes())
             fast_path_.push_back(i);
     }
     if (fast_path_.size() < 2)
@@ -784,30 +797,119 @@ void IngestWorker::store_message(size_t i)
         store_payload_message(i);
         return;
     }
+    if (decoded_[i].envelope.metrics.has_based_scrape()) {
+        char detail[256];
+        switch (apply_keyframes(i, detail, sizeof detail)) {
+        case KeyframeLookup::Missing:
+            wait_or_dead_letter(i, "unknown keyframe", "a keyframe that was not stored");
+            return;
+        case KeyframeLookup::Invalid:
+            rejection_detail_[i] = MemoryContextStrdup(batch_context_, detail);
+            rejection_reason_[i] = "invalid keyframe difference";
+            store_dead_letter(i, rejection_reason_[i], detail);
+            return;
+        case KeyframeLookup::Applied:
+        case KeyframeLookup::Duplicate:
+            break; /* a duplicate is found again (and skipped) by the ledger below */
+        }
+    }
     int32 stored = store_metric_blocks(i);
     if (stored == -2 && !decoded_[i].distinct_scrapes.empty()) {
         register_series_sets(i);
         stored = store_metric_blocks(i);
     }
     if (stored == -2) {
-        /* A reference to a set that is not registered (the declared ones are by now): wait for the
-         * batch declaring it, up to pgfleet.series_set_wait. */
-        uint64_t delivered = batch_.meta(i).num_delivered;
-        if (unknown_set_waited_ms(delivered) < setting_series_set_wait * 1000L) {
-            outcomes_[i] = Outcome::Retry;
-            return;
-        }
-        char *detail = psprintf("batch %llu of agent \"%s\" refers to a series set that was not declared within "
-                                "pgfleet.series_set_wait (%d s, %llu deliveries)",
-                                static_cast<unsigned long long>(decoded_[i].envelope.batch_seq),
-                                decoded_[i].envelope.agent_id.c_str(), setting_series_set_wait,
-                                static_cast<unsigned long long>(delivered));
-        rejection_detail_[i] = MemoryContextStrdup(batch_context_, detail);
-        rejection_reason_[i] = "unknown series set";
-        store_dead_letter(i, "unknown series set", detail);
+        /* A reference to a set that is not registered (the declared ones are by now) */
+        wait_or_dead_letter(i, "unknown series set", "a series set that was not declared");
         return;
     }
     outcomes_[i] = stored < 0 ? Outcome::Duplicate : Outcome::Stored;
+}
+
+/* Message i needs a series set or keyframe another batch brings: retried (Outcome::Retry, a growing
+ * redelivery delay) until it has waited pgfleet.series_set_wait, then put in dead letter. */
+void IngestWorker::wait_or_dead_letter(size_t i, const char *reason, const char *what)
+{
+    uint64_t delivered = batch_.meta(i).num_delivered;
+    if (unknown_set_waited_ms(delivered) < setting_series_set_wait * 1000L) {
+        outcomes_[i] = Outcome::Retry;
+        return;
+    }
+    char *detail = psprintf("batch %llu of agent \"%s\" refers to %s within pgfleet.series_set_wait (%d s, %llu deliveries)",
+                            static_cast<unsigned long long>(decoded_[i].envelope.batch_seq),
+                            decoded_[i].envelope.agent_id.c_str(), what, setting_series_set_wait,
+                            static_cast<unsigned long long>(delivered));
+    rejection_detail_[i] = MemoryContextStrdup(batch_context_, detail);
+    rejection_reason_[i] = reason;
+    store_dead_letter(i, reason, detail);
+}
+
+/*
+ * Turns the differences of message i's based scrapes into values: fetches the keyframes they name
+ * (fleet._metric_keyframes) and adds them in the pure layer. Missing: a keyframe is not stored (yet);
+ * Invalid: the keyframe does not fit the differences (detail says why); Duplicate: the ledger already
+ * holds the batch, nothing applied.
+ */
+KeyframeLookup IngestWorker::apply_keyframes(size_t i, char *detail, size_t detail_size)
+{
+    static const char *sql = "SELECT fleet._metric_keyframes($1, $2, $3, $4, $5)";
+    static Oid types[5] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, BYTEAARRAYOID};
+    wire::Envelope &e = decoded_[i].envelope;
+    wire::MetricBatch &m = e.metrics;
+    size_t nbased = 0;
+    for (uint64_t base_seq : m.scrape_base_seq)
+        nbased += base_seq != 0;
+    Datum *base_seq = static_cast<Datum *>(palloc(sizeof(Datum) * nbased));
+    Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * nbased));
+    size_t b = 0;
+    for (size_t k = 0; k < m.scrape_base_seq.size(); k++)
+        if (m.scrape_base_seq[k] != 0) {
+            base_seq[b] = Int64GetDatum(static_cast<int64>(m.scrape_base_seq[k]));
+            keys[b++] = key_bytea(m.scrape_key[k]);
+        }
+    Datum args[5];
+    args[0] = PointerGetDatum(cstring_to_text(e.agent_id.c_str()));
+    args[1] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
+    args[2] = Int64GetDatum(static_cast<int64>(e.batch_seq));
+    args[3] = PointerGetDatum(construct_array(base_seq, static_cast<int>(nbased), INT8OID, 8, true, TYPALIGN_DOUBLE));
+    args[4] = PointerGetDatum(construct_array(keys, static_cast<int>(nbased), BYTEAOID, -1, false, TYPALIGN_INT));
+    if (SPI_execute_with_args(sql, 5, types, args, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "pgfleet ingest: fleet._metric_keyframes returned no row");
+    bool isnull = false;
+    Datum result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull)
+        return KeyframeLookup::Missing;
+    Datum *values = nullptr;
+    bool *nulls = nullptr;
+    int nvalues = 0;
+    array_elements(result, FLOAT8OID, 8, TYPALIGN_DOUBLE, &values, &nulls, &nvalues);
+    if (nvalues == 0)
+        return KeyframeLookup::Duplicate;
+    double *keyframe = static_cast<double *>(palloc(sizeof(double) * nvalues));
+    for (int v = 0; v < nvalues; v++)
+        keyframe[v] = nulls[v] ? std::numeric_limits<double>::quiet_NaN() : DatumGetFloat8(values[v]);
+    /* pure C++ from here: no PostgreSQL call may ERROR while the string below lives */
+    size_t used = 0;
+    bool ok = true;
+    {
+        std::string error;
+        for (size_t k = 0; ok && k < m.scrape_base_seq.size(); k++) {
+            if (m.scrape_base_seq[k] == 0)
+                continue;
+            const size_t len = m.scrape_end[k] - (k == 0 ? 0 : m.scrape_end[k - 1]);
+            const size_t n = std::min(len, static_cast<size_t>(nvalues) - used);
+            ok = wire::apply_keyframe(m, k, keyframe + used, n, error);
+            used += n;
+        }
+        if (ok && used != static_cast<size_t>(nvalues)) {
+            ok = false;
+            error = "the keyframes hold more values than the scrapes based on them";
+        }
+        if (!ok)
+            snprintf(detail, detail_size, "batch %llu of agent \"%s\": %s", static_cast<unsigned long long>(e.batch_seq),
+                     e.agent_id.c_str(), error.c_str());
+    }
+    return ok ? KeyframeLookup::Applied : KeyframeLookup::Invalid;
 }
 
 /* Calls fleet._ingest_metric_blocks for message i; returns its result (samples, -1 duplicate,
@@ -815,14 +917,14 @@ void IngestWorker::store_message(size_t i)
 int32 IngestWorker::store_metric_blocks(size_t i)
 {
     static const char *sql =
-        "SELECT fleet._ingest_metric_blocks($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)";
-    static Oid types[10] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, BYTEAARRAYOID,
-                            kTimestamptzArrayOid, INT4ARRAYOID, FLOAT8ARRAYOID};
+        "SELECT fleet._ingest_metric_blocks($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)";
+    static Oid types[11] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, BYTEAARRAYOID,
+                            kTimestamptzArrayOid, INT4ARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID};
     const DecodedMessage &d = decoded_[i];
     const wire::Envelope &e = d.envelope;
     const wire::MetricBatch &m = e.metrics;
     const size_t nscrapes = m.scrape_end.size();
-    Datum args[10];
+    Datum args[11];
     args[0] = PointerGetDatum(cstring_to_text(e.agent_id.c_str()));
     args[1] = PointerGetDatum(cstring_to_text(e.namespace_name.c_str()));
     args[2] = PointerGetDatum(cstring_to_text(e.boot_id.c_str()));
@@ -837,11 +939,15 @@ int32 IngestWorker::store_metric_blocks(size_t i)
         return Int32GetDatum(static_cast<int32>(m.scrape_end[k] - (k == 0 ? 0 : m.scrape_end[k - 1])));
     });
     args[9] = float8_array(m.sample_value.data(), m.sample_value.size());
-    char nulls[10];
+    args[10] = value_array(nscrapes, BOOLOID, 1, TYPALIGN_CHAR,
+                           [&](size_t k) { return BoolGetDatum(m.scrape_is_keyframe[k] != 0); });
+    char nulls[11];
     memset(nulls, ' ', sizeof(nulls));
     if (!e.instance.present)
         nulls[5] = 'n';
-    if (SPI_execute_with_args(sql, 10, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+    if (!m.uses_keyframes())
+        nulls[10] = 'n';
+    if (SPI_execute_with_args(sql, 11, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "pgfleet ingest: fleet._ingest_metric_blocks returned no row");
     bool isnull = false;
     return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

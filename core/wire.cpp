@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "fleet.pb.h"
 #include <google/protobuf/arena.h>
@@ -133,11 +134,53 @@ DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> 
 
 /* Validates and converts the metrics payload (unpacking it first when it is packed) into out, which the
  * caller has emptied. */
+/* The rules of keyframes and based scrapes (proto Scrape, schema_minor 3), checked once the batch is
+ * unpacked: a based scrape has a set key, was packed, is not a keyframe, and shares no series with
+ * another scrape of the batch (same set key for references, same refs for declared scrapes). */
+DecodeStatus check_keyframe_rules(const v1::MetricBatch &in, bool packed)
+{
+    std::vector<int> based;
+    for (int k = 0; k < in.scrapes_size(); k++)
+        if (in.scrapes(k).base_seq() != 0)
+            based.push_back(k);
+    if (based.empty())
+        return DecodeStatus::success();
+    if (!packed)
+        return DecodeStatus::failure("invalid scrape", "a scrape based on a keyframe is not in a packed batch");
+    std::unordered_set<uint32_t> based_refs;
+    std::unordered_set<std::string> based_keys;
+    for (int k : based) {
+        const v1::Scrape &scrape = in.scrapes(k);
+        if (scrape.set_key().empty())
+            return DecodeStatus::failure("invalid scrape", "a scrape based on a keyframe carries no series-set key");
+        if (scrape.keyframe())
+            return DecodeStatus::failure("invalid scrape", "a keyframe is itself based on a keyframe");
+        if (!based_keys.insert(scrape.set_key()).second)
+            return DecodeStatus::failure("invalid scrape", "a batch has two scrapes of one series set based on a keyframe");
+        for (uint32_t ref : scrape.refs())
+            based_refs.insert(ref);
+    }
+    for (int k = 0; k < in.scrapes_size(); k++) {
+        const v1::Scrape &scrape = in.scrapes(k);
+        if (scrape.base_seq() != 0)
+            continue;
+        bool shared = !scrape.set_key().empty() && based_keys.count(scrape.set_key()) > 0;
+        for (int i = 0; !shared && i < scrape.refs_size(); i++)
+            shared = based_refs.count(scrape.refs(i)) > 0;
+        if (shared)
+            return DecodeStatus::failure("invalid scrape", "a series of a scrape based on a keyframe appears in another scrape of the batch");
+    }
+    return DecodeStatus::success();
+}
+
 DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
 {
     std::string unpack_error;
-    if (!unpack_metric_batch(in, unpack_error))
+    const bool packed = in.has_packed();
+    if (!unpack_metric_batch(in, unpack_error, &out.sample_base_relative))
         return DecodeStatus::failure("invalid packed values", unpack_error);
+    if (auto st = check_keyframe_rules(in, packed); !st.ok)
+        return st;
     if (static_cast<size_t>(in.series_size()) > kMaxSeriesPerBatch)
         return DecodeStatus::failure("too large", "a batch declares more than 1048576 series");
     std::unordered_map<uint32_t, int32_t> index_of_ref;
@@ -215,11 +258,45 @@ DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
         out.scrape_end.push_back(static_cast<uint32_t>(out.sample_value.size()));
         out.scrape_key.push_back(key);
         out.scrape_is_reference.push_back(reference ? 1 : 0);
+        out.scrape_is_keyframe.push_back(scrape.keyframe() ? 1 : 0);
+        out.scrape_base_seq.push_back(scrape.base_seq());
     }
     return DecodeStatus::success();
 }
 
 } // namespace
+
+bool apply_keyframe(MetricBatch &batch, size_t k, const double *keyframe, size_t n, std::string &error)
+{
+    const size_t begin = k == 0 ? 0 : batch.scrape_end[k - 1];
+    const size_t end = batch.scrape_end[k];
+    if (n != end - begin) {
+        error = "the keyframe has " + std::to_string(n) + " values for a scrape of " + std::to_string(end - begin);
+        return false;
+    }
+    if (batch.sample_base_relative.empty())
+        return true;
+    constexpr double kMaxExact = 9007199254740992.0; /* 2^53 */
+    for (size_t i = begin; i < end; i++) {
+        if (!batch.sample_base_relative[i])
+            continue;
+        const double base = keyframe[i - begin];
+        if (!std::isfinite(base) || base != std::trunc(base) || std::fabs(base) > kMaxExact ||
+            (base == 0.0 && std::signbit(base))) {
+            error = "value " + std::to_string(i - begin + 1) + " is a difference to a keyframe value that is not an integer";
+            return false;
+        }
+        /* both within +-2^53 (the decoder checked the difference): exact in int64 */
+        const int64_t sum = static_cast<int64_t>(base) + static_cast<int64_t>(batch.sample_value[i]);
+        if (sum > static_cast<int64_t>(kMaxExact) || sum < -static_cast<int64_t>(kMaxExact)) {
+            error = "value " + std::to_string(i - begin + 1) + " plus its keyframe value is outside +-2^53";
+            return false;
+        }
+        batch.sample_value[i] = static_cast<double>(sum);
+        batch.sample_base_relative[i] = 0;
+    }
+    return true;
+}
 
 bool is_valid_text(std::string_view s)
 {

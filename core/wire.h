@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -84,7 +85,11 @@ private:
  * (scrape 0 starts at 0), all with one timestamp, and has the series-set key scrape_key[k].
  * A declared scrape (scrape_is_reference[k] == 0) names its series: sample_series[i] indexes series
  * (0-based). A reference (1) names only its set key: its sample_series entries are -1, and its values
- * belong in order to the series of the set the agent declared earlier under that key. */
+ * belong in order to the series of the set the agent declared earlier under that key.
+ * Keyframes (schema_minor 3): scrape_is_keyframe[k] says the centre keeps scrape k as a base;
+ * scrape_base_seq[k] != 0 says scrape k is based on the keyframe of its set in that batch of the same
+ * boot. Until apply_keyframe() ran, the samples with sample_base_relative[i] == 1 hold differences
+ * to the keyframe's values, not values; sample_base_relative is empty when no scrape is based. */
 struct MetricBatch {
     std::vector<SeriesDecl> series;
     std::vector<int32_t> sample_series;
@@ -93,10 +98,25 @@ struct MetricBatch {
     std::vector<uint32_t> scrape_end;
     std::vector<SeriesSetKey> scrape_key;
     std::vector<uint8_t> scrape_is_reference;
+    std::vector<uint8_t> scrape_is_keyframe;
+    std::vector<uint64_t> scrape_base_seq;
+    std::vector<uint8_t> sample_base_relative;
+
+    /* True when some scrape is based on a keyframe (apply_keyframe must run before storing). */
+    bool has_based_scrape() const { return !sample_base_relative.empty(); }
+    /* True when some scrape is a keyframe or based on one (the ingest worker's per-message path). */
+    bool uses_keyframes() const
+    {
+        return has_based_scrape() ||
+               std::find(scrape_is_keyframe.begin(), scrape_is_keyframe.end(), 1) != scrape_is_keyframe.end();
+    }
 
     /* Empties every column, keeping their capacity (a decoder reuses one MetricBatch per message slot). */
     void clear()
     {
+        scrape_is_keyframe.clear();
+        scrape_base_seq.clear();
+        sample_base_relative.clear();
         series.clear();
         sample_series.clear();
         sample_ts_unix_ms.clear();
@@ -106,6 +126,13 @@ struct MetricBatch {
         scrape_is_reference.clear();
     }
 };
+
+/* Turns based scrape k of batch into values: adds keyframe[j] to each of its differences (the
+ * keyframe's values in set order, n of them, as many as the scrape has). False and why when n does
+ * not match, when a keyframe value under a difference is not integral (the producer must then have
+ * sent the value whole), or when a sum leaves +-2^53. Idempotent per scrape: its differences are
+ * marked done. */
+bool apply_keyframe(MetricBatch &batch, size_t k, const double *keyframe, size_t n, std::string &error);
 
 /* The key of the declared scrape holding samples [begin, end) of batch. */
 SeriesSetKey series_set_key(const MetricBatch &batch, size_t begin, size_t end);

@@ -127,7 +127,8 @@ std::string envelope_to_json(const Envelope &e)
             out.push_back(']');
         }
         out.push_back(']');
-        /* per scrape: where its samples end, its series-set key, and whether it only refers to the set */
+        /* per scrape: where its samples end, its series-set key, whether it only refers to the set, and
+         * whether it is a keyframe or based on one */
         key(out, "scrapes", first);
         out.push_back('[');
         static const char hex[] = "0123456789abcdef";
@@ -139,7 +140,13 @@ std::string envelope_to_json(const Envelope &e)
                 out.push_back(hex[b >> 4]);
                 out.push_back(hex[b & 15]);
             }
-            out += e.metrics.scrape_is_reference[k] ? "\",\"reference\":true}" : "\",\"reference\":false}";
+            out += e.metrics.scrape_is_reference[k] ? "\",\"reference\":true" : "\",\"reference\":false";
+            /* schema_minor 3: a based scrape's values shown as the differences they are until applied */
+            if (k < e.metrics.scrape_is_keyframe.size() && e.metrics.scrape_is_keyframe[k])
+                out += ",\"keyframe\":true";
+            if (k < e.metrics.scrape_base_seq.size() && e.metrics.scrape_base_seq[k] != 0)
+                out += ",\"base_seq\":" + std::to_string(e.metrics.scrape_base_seq[k]);
+            out.push_back('}');
         }
         out.push_back(']');
     }

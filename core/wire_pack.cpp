@@ -5,7 +5,9 @@
  * within +-2^53 (so int64 arithmetic and the conversion back are exact) and not -0.0 (whose sign the
  * integer form would lose). The delta is taken against the previous integral value of the same series
  * (scrape ref) in this batch, so a counter scraped several times per batch costs a small varint per
- * scrape; the first value of a series is a delta against 0.
+ * scrape; the first value of a series is a delta against 0, or in a based scrape (schema_minor 3)
+ * against the keyframe's value at the same position. A based scrape's series appear in no other
+ * scrape of its batch (the decoder checks it), so its differences never chain with other scrapes'.
  */
 #include "core/pure.h"
 
@@ -88,7 +90,7 @@ private:
 
 } // namespace
 
-void pack_metric_batch(v1::MetricBatch &batch)
+void pack_metric_batch(v1::MetricBatch &batch, const std::vector<const std::vector<double> *> *bases)
 {
     if (batch.has_packed())
         return;
@@ -101,28 +103,43 @@ void pack_metric_batch(v1::MetricBatch &batch)
     DeltaBases previous;
     int64_t previous_ts = 0;
     size_t j = 0;
-    for (auto &scrape : *batch.mutable_scrapes()) {
+    for (int s = 0; s < batch.scrapes_size(); s++) {
+        v1::Scrape &scrape = *batch.mutable_scrapes(s);
         packed->add_ts_deltas_ms(scrape.ts_unix_ms() - previous_ts);
         previous_ts = scrape.ts_unix_ms();
         if (is_reference(scrape))
             scrape.set_value_count(static_cast<uint32_t>(scrape.values_size()));
+        const std::vector<double> *base =
+            scrape.base_seq() != 0 && bases != nullptr && static_cast<size_t>(s) < bases->size() ? (*bases)[s] : nullptr;
+        if (scrape.base_seq() != 0 && (base == nullptr || base->size() != static_cast<size_t>(scrape.values_size())))
+            scrape.clear_base_seq(); /* no usable keyframe values: the scrape goes whole */
         for (int k = 0; k < scrape.values_size(); k++, j++) {
             double v = scrape.values(k);
-            if (is_integral(v)) {
+            if (base != nullptr && scrape.base_seq() != 0) {
+                double b = (*base)[static_cast<size_t>(k)];
+                if (is_integral(v) && is_integral(b)) {
+                    int64_t difference = static_cast<int64_t>(v) - static_cast<int64_t>(b);
+                    if (difference <= static_cast<int64_t>(kMaxExactInteger) &&
+                        difference >= -static_cast<int64_t>(kMaxExactInteger)) {
+                        packed->add_int_deltas(difference);
+                        continue;
+                    } /* else whole, as a double: the difference would not be an exact double */
+                }
+            } else if (is_integral(v)) {
                 int64_t iv = static_cast<int64_t>(v);
                 int64_t &prev = previous.at(scrape, k); /* 0 for a series' first value */
                 packed->add_int_deltas(iv - prev);
                 prev = iv;
-            } else {
-                bitmap[j / 8] = static_cast<char>(static_cast<unsigned char>(bitmap[j / 8]) | (1u << (j % 8)));
-                int64_t mantissa = 0;
-                int scale = decimal_scale(v, mantissa);
-                scales.push_back(static_cast<char>(scale));
-                if (scale > 0)
-                    packed->add_decimal_mantissas(mantissa);
-                else
-                    packed->add_doubles(v);
+                continue;
             }
+            bitmap[j / 8] = static_cast<char>(static_cast<unsigned char>(bitmap[j / 8]) | (1u << (j % 8)));
+            int64_t mantissa = 0;
+            int scale = decimal_scale(v, mantissa);
+            scales.push_back(static_cast<char>(scale));
+            if (scale > 0)
+                packed->add_decimal_mantissas(mantissa);
+            else
+                packed->add_doubles(v);
         }
         scrape.set_ts_unix_ms(0);
         scrape.clear_values();
@@ -132,8 +149,10 @@ void pack_metric_batch(v1::MetricBatch &batch)
         packed->set_decimal_scales(std::move(scales));
 }
 
-bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
+bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error, std::vector<uint8_t> *base_relative)
 {
+    if (base_relative != nullptr)
+        base_relative->clear();
     if (!batch.has_packed())
         return true;
     const v1::PackedValues &packed = batch.packed();
@@ -180,11 +199,16 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
                 " decimals, " + std::to_string(packed.int_deltas_size()) + " integer deltas";
         return false;
     }
+    const bool any_based = std::any_of(batch.scrapes().begin(), batch.scrapes().end(),
+                                       [](const v1::Scrape &scrape) { return scrape.base_seq() != 0; });
+    if (any_based && base_relative != nullptr)
+        base_relative->assign(total, 0);
     DeltaBases previous;
     int64_t ts = 0;
     size_t j = 0, next_double = 0, next_int = 0, next_scale = 0, next_decimal = 0;
     for (int s = 0; s < batch.scrapes_size(); s++) {
         v1::Scrape *scrape = batch.mutable_scrapes(s);
+        const bool based = scrape->base_seq() != 0;
         /* wrapping arithmetic: a hostile delta must not be undefined behaviour; the decoder checks the range */
         ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + static_cast<uint64_t>(packed.ts_deltas_ms(s)));
         scrape->set_ts_unix_ms(ts);
@@ -205,9 +229,19 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error)
                 scrape->add_values(static_cast<double>(mantissa) / kPowersOfTen[scale]);
                 continue;
             }
+            const int64_t delta = packed.int_deltas(static_cast<int>(next_int++));
+            if (based) { /* a difference to the keyframe: the caller adds the keyframe's value */
+                if (delta > static_cast<int64_t>(kMaxExactInteger) || delta < -static_cast<int64_t>(kMaxExactInteger)) {
+                    error = "a difference to a keyframe is outside +-2^53";
+                    return false;
+                }
+                if (base_relative != nullptr)
+                    (*base_relative)[j] = 1;
+                scrape->add_values(static_cast<double>(delta));
+                continue;
+            }
             int64_t &prev = previous.at(*scrape, k);
-            prev = static_cast<int64_t>(static_cast<uint64_t>(prev) +
-                                        static_cast<uint64_t>(packed.int_deltas(static_cast<int>(next_int++))));
+            prev = static_cast<int64_t>(static_cast<uint64_t>(prev) + static_cast<uint64_t>(delta));
             if (prev > static_cast<int64_t>(kMaxExactInteger) || prev < -static_cast<int64_t>(kMaxExactInteger)) {
                 error = "an integer value is outside +-2^53";
                 return false;

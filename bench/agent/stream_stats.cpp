@@ -37,6 +37,8 @@
  * metrics_series_by_prefix=host:N pg:N pg-objects:N agent:N (the metric series by name),
  * collect_ms=<collector>:<ms> ... (the agent's agent.collect.seconds gauge, i.e. the wall time of each
  * collector's latest run, averaged over the window's metrics batches), metrics_reference_messages=,
+ * metrics_keyframes=, metrics_based_scrapes=, metrics_unresolved_keyframes= (schema_minor 3, over the
+ * whole stream: a based scrape is given its keyframe's values back before anything reads it),
  * values_collected= (the growth of the agent's agent.values_collected counters over the window: the
  * values it read from PostgreSQL and the host, sent or not).
  */
@@ -172,6 +174,37 @@ bool resolve_sets(pgfleet::wire::v1::MetricBatch &batch, std::map<std::string, s
     return reference;
 }
 
+/* Keyframes (schema_minor 3): remembers the values of batch's keyframe scrapes and adds to each based
+ * scrape's differences (base_relative, from unpack_metric_batch) the values of its keyframe, so that
+ * the agent's own series are read as values. Counts based scrapes in *based, and reports (and counts in
+ * *unresolved) a based scrape whose keyframe was not seen before it. */
+void apply_keyframes(pgfleet::wire::v1::MetricBatch &batch, const std::vector<uint8_t> &base_relative,
+                     const pgfleet::wire::v1::Envelope &env, std::map<std::string, std::vector<double>> &keyframes,
+                     long long *based, long long *unresolved, uint64_t seq)
+{
+    size_t offset = 0;
+    for (auto &scrape : *batch.mutable_scrapes()) {
+        const size_t n = static_cast<size_t>(scrape.values_size());
+        if (scrape.keyframe())
+            keyframes[env.boot_id() + ":" + std::to_string(env.batch_seq()) + ":" + scrape.set_key()] =
+                std::vector<double>(scrape.values().begin(), scrape.values().end());
+        if (scrape.base_seq() != 0) {
+            ++*based;
+            auto it = keyframes.find(env.boot_id() + ":" + std::to_string(scrape.base_seq()) + ":" + scrape.set_key());
+            if (it == keyframes.end() || it->second.size() != n || base_relative.size() < offset + n) {
+                ++*unresolved;
+                fprintf(stderr, "stream_stats: message %llu is based on a keyframe not seen before it\n",
+                        static_cast<unsigned long long>(seq));
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    if (base_relative[offset + i])
+                        scrape.set_values(static_cast<int>(i), scrape.values(static_cast<int>(i)) + it->second[i]);
+            }
+        }
+        offset += n;
+    }
+}
+
 int count(jsCtx *js, long long from_ms, long long to_ms)
 {
     jsStreamInfo *si = nullptr;
@@ -193,7 +226,9 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
     std::map<std::string, double> collect_sum;
     std::map<std::string, long long> collect_n;
     pgfleet::wire::v1::Envelope env;
-    long long zstd_messages = 0, reference_messages = 0;
+    long long zstd_messages = 0, reference_messages = 0, based_scrapes = 0, unresolved_keyframes = 0;
+    std::map<std::string, std::vector<double>> keyframes; /* boot:batch_seq:set_key -> keyframe values */
+    std::vector<uint8_t> base_relative;
     std::map<std::string, std::vector<pgfleet::wire::v1::SeriesDecl>> sets;
     std::map<std::string, std::pair<double, double>> collected; /* agent.values_collected{source}: first, last */
     for (uint64_t seq = first; seq >= 1 && seq <= last; seq++) {
@@ -226,8 +261,9 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
             const std::string &z = env.metrics_zstd();
             unsigned long long plain = ZSTD_getFrameContentSize(z.data(), z.size());
             if (pgfleet::wire::decompress_metrics(z, 64u << 20, opened, error) &&
-                pgfleet::wire::unpack_metric_batch(opened, error)) {
+                pgfleet::wire::unpack_metric_batch(opened, error, &base_relative)) {
                 zstd = true;
+                apply_keyframes(opened, base_relative, env, keyframes, &based_scrapes, &unresolved_keyframes, seq);
                 unzipped_extra = static_cast<long long>(plain) - static_cast<long long>(z.size());
                 *env.mutable_metrics() = std::move(opened);
             } else {
@@ -362,6 +398,8 @@ int count(jsCtx *js, long long from_ms, long long to_ms)
     for (const auto &[user, n] : deltas_by_user) by_user += (by_user.empty() ? "" : " ") + user + ":" + std::to_string(n);
     printf("statements_deltas_by_user=%s\nmetrics_zstd_messages=%lld\n", by_user.c_str(), zstd_messages);
     printf("metrics_reference_messages=%lld\n", reference_messages);
+    printf("metrics_keyframes=%zu\nmetrics_based_scrapes=%lld\nmetrics_unresolved_keyframes=%lld\n", keyframes.size(),
+           based_scrapes, unresolved_keyframes);
     double values_collected = 0;
     for (const auto &[source, range] : collected) values_collected += range.second - range.first;
     printf("values_collected=%.0f\n", values_collected);

@@ -11,6 +11,7 @@
 --   sample_chunk    cold tier: per instance and window (hour or day) its scrape times and one row per
 --                   metric, compressed (core/chunk_codec.h)
 --   (the view fleet.sample, 15_storage.sql, shows both tiers as one row per sample)
+--   metric_keyframe scrapes agents base later scrapes on (their counters travel as differences)
 --   ingest_ledger   every batch stored, (agent_id, boot_id, batch_seq): the exactly-once key
 --   dead_letter     messages put aside with the reason; never silently dropped
 -- Every table that holds instance data carries instance_id first in its key.
@@ -110,6 +111,23 @@ ALTER TABLE fleet.sample_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
 -- the days that have a partition (old late data, a clock far ahead) lands in the default partitions.
 CREATE TABLE fleet.sample_block_default PARTITION OF fleet.sample_block DEFAULT;
 CREATE TABLE fleet.sample_chunk_default PARTITION OF fleet.sample_chunk DEFAULT;
+
+-- Keyframes (wire schema_minor 3): scrapes an agent marked as bases. Its later scrapes of the same set
+-- carry their integral values as differences to the keyframe's, named by (boot, batch_seq); the ingest
+-- worker adds them back before storing (fleet._metric_keyframes). A keyframe is also stored as an
+-- ordinary sample_block row: this copy is only kept until nothing can still be based on it
+-- (fleet.apply_retention).
+CREATE TABLE fleet.metric_keyframe (
+    instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
+    boot_id text NOT NULL,
+    batch_seq bigint NOT NULL,
+    series_set_id bigint NOT NULL REFERENCES fleet.series_set (series_set_id) ON DELETE CASCADE,
+    ts timestamptz NOT NULL,
+    vals double precision[] NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, boot_id, batch_seq, series_set_id)
+);
+CREATE INDEX metric_keyframe_instance_set ON fleet.metric_keyframe (instance_id, series_set_id, ts);
 
 CREATE TABLE fleet.ingest_ledger (
     agent_id text NOT NULL,

@@ -112,13 +112,14 @@ REVOKE ALL ON FUNCTION fleet._register_series_sets(text, text, text, jsonb, byte
 
 -- _ingest_metric_blocks: stores one metrics batch in the hot tier, one fleet.sample_block row per
 -- scrape. Scrape k has timestamp p_scrape_ts[k], series set p_set_keys[k] and the next p_scrape_len[k]
--- values of p_values. Returns the number of samples stored, -1 when the ledger already holds the
--- batch (a redelivery), or -2 when a series set (or the instance) is not registered yet: then nothing
--- was written, and the caller registers the sets (_register_series_sets) and calls again.
+-- values of p_values; when p_keyframe[k] it is also kept in fleet.metric_keyframe. Returns the number
+-- of samples stored, -1 when the ledger already holds the batch (a redelivery), or -2 when a series
+-- set (or the instance) is not registered yet: then nothing was written, and the caller registers the
+-- sets (_register_series_sets) and calls again.
 CREATE FUNCTION fleet._ingest_metric_blocks(
     p_agent_id text, p_namespace text, p_boot_id text, p_batch_seq bigint, p_stream_seq bigint,
     p_instance jsonb, p_set_keys bytea[], p_scrape_ts timestamptz[], p_scrape_len integer[],
-    p_values double precision[])
+    p_values double precision[], p_keyframe boolean[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -162,11 +163,63 @@ BEGIN
     INSERT INTO fleet.rollup_pending (instance_id, from_ts, to_ts)
     SELECT v_instance_id, min(t), max(t) FROM unnest(p_scrape_ts) AS t;
 
+    IF true = ANY (p_keyframe) THEN
+        INSERT INTO fleet.metric_keyframe (instance_id, boot_id, batch_seq, series_set_id, ts, vals)
+        SELECT v_instance_id, p_boot_id, p_batch_seq, v_set_ids[x.ord], x.t, p_values[x.e - x.l + 1 : x.e]
+        FROM (SELECT u.t, u.l, u.ord, sum(u.l) OVER (ORDER BY u.ord)::integer AS e
+              FROM unnest(p_scrape_ts, p_scrape_len) WITH ORDINALITY AS u(t, l, ord)) AS x
+        WHERE p_keyframe[x.ord]
+        ON CONFLICT DO NOTHING;
+    END IF;
+
     RETURN v_samples;
 END
 $$;
 REVOKE ALL ON FUNCTION fleet._ingest_metric_blocks(text, text, text, bigint, bigint, jsonb, bytea[], timestamptz[],
-                                                   integer[], double precision[]) FROM PUBLIC;
+                                                   integer[], double precision[], boolean[]) FROM PUBLIC;
+
+-- _metric_keyframes: the keyframe values the based scrapes of a batch need, concatenated in scrape
+-- order: scrape k is based on the keyframe of set p_set_keys[k] in batch p_base_seq[k] of the same
+-- agent and boot. Returns '{}' when the ledger already holds the batch (a redelivery: the caller's
+-- store finds the duplicate), NULL when a keyframe is not (or not yet) stored.
+CREATE FUNCTION fleet._metric_keyframes(
+    p_agent_id text, p_boot_id text, p_batch_seq bigint, p_base_seq bigint[], p_set_keys bytea[])
+RETURNS double precision[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance_id bigint;
+    v_found integer;
+    v_vals double precision[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM fleet.ingest_ledger
+               WHERE agent_id = p_agent_id AND boot_id = p_boot_id AND batch_seq = p_batch_seq) THEN
+        RETURN '{}';
+    END IF;
+    SELECT i.instance_id INTO v_instance_id FROM fleet.instance i WHERE i.agent_id = p_agent_id;
+    IF v_instance_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(kf.vals) INTO v_found
+    FROM unnest(p_base_seq, p_set_keys) WITH ORDINALITY AS k(base_seq, set_key, ord)
+    LEFT JOIN fleet.series_set ss ON ss.instance_id = v_instance_id AND ss.set_key = k.set_key
+    LEFT JOIN fleet.metric_keyframe kf ON kf.instance_id = v_instance_id AND kf.boot_id = p_boot_id
+                                      AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id;
+    IF v_found < cardinality(p_base_seq) THEN
+        RETURN NULL;
+    END IF;
+    -- (array_agg of arrays would need equal lengths: concatenate instead)
+    SELECT array_agg(v.x ORDER BY k.ord, v.o) INTO v_vals
+    FROM unnest(p_base_seq, p_set_keys) WITH ORDINALITY AS k(base_seq, set_key, ord)
+    JOIN fleet.series_set ss ON ss.instance_id = v_instance_id AND ss.set_key = k.set_key
+    JOIN fleet.metric_keyframe kf ON kf.instance_id = v_instance_id AND kf.boot_id = p_boot_id
+                                 AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id
+    CROSS JOIN LATERAL unnest(kf.vals) WITH ORDINALITY AS v(x, o);
+    RETURN v_vals;
+END
+$$;
+REVOKE ALL ON FUNCTION fleet._metric_keyframes(text, text, bigint, bigint[], bytea[]) FROM PUBLIC;
 
 -- _ingest_metrics: stores one metrics batch given as plain arrays (series declarations, and per
 -- sample its 0-based series index, timestamp and value), as SQL scripts and tests write them. Samples

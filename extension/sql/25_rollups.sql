@@ -106,6 +106,16 @@ BEGIN
             AND stored_at < now() - greatest(n.raw_retention, interval '7 days');
         GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     END LOOP;
+    -- A keyframe goes once a newer one of its set has been stored for longer than a scrape based on the
+    -- older one can still be on its way: those were published before the newer keyframe, and the
+    -- ingest workers retry them for at most pgfleet.series_set_wait (plus an hour of margin).
+    DELETE FROM fleet.metric_keyframe old
+    WHERE EXISTS (SELECT 1 FROM fleet.metric_keyframe newer
+                  WHERE newer.instance_id = old.instance_id AND newer.series_set_id = old.series_set_id
+                    AND newer.ts > old.ts
+                    AND newer.stored_at < now() - interval '1 hour'
+                                          - coalesce(current_setting('pgfleet.series_set_wait', true), '900')::interval);
+    GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     DELETE FROM fleet.dead_letter WHERE received_at < now() - interval '30 days';
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_rows + v_count;

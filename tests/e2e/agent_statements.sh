@@ -12,7 +12,9 @@
 # 2200 new entries in one poll (more than one envelope holds) all arrive; activity groups of the pgbench
 # sessions, no activity of the agent's own backend, fleet.wait_profile answers. Last, somebody else calls
 # pg_stat_statements_reset() during a short pgbench run: the agent flags the reset (reset = true) and the
-# deltas stored since then add up to pg_stat_statements' new totals.
+# deltas stored since then add up to pg_stat_statements' new totals. Then the database counters, which
+# travel as differences to a keyframe: the newest stored values of a fresh database equal
+# pg_stat_database's exactly.
 # Output: "ok N - ..." / "not ok N - ...: detail" per check, then "N passed, N failed". Budget < 2 min.
 set -euo pipefail
 # shellcheck source=tests/lib/pgfleet.sh
@@ -160,6 +162,42 @@ pf_check "after pg_stat_statements_reset() the first delta is flagged reset" \
   pf_wait_until 10 pf_sql_true "SELECT count(*) >= 1 FROM fleet.statement_delta WHERE instance_id = $IID AND reset
                                 AND ts > to_timestamp($reset_epoch)"
 pf_check "deltas since the reset add up to the new totals" pf_wait_until 10 after_reset_matches
+# --- counters as differences to a keyframe (wire schema_minor 3) ----------------------------------------------
+# The agent sends its counters as differences to an acknowledged keyframe; the centre adds the keyframe
+# back. A fresh database (a new series set: declared, then a keyframe, then based scrapes) gets known
+# counts, and the newest stored values must be pg_stat_database's own, exactly.
+pf_psql "CREATE DATABASE kfcheck" >/dev/null
+pf_as_owner "$PF_PSQL" -X -q -v ON_ERROR_STOP=1 -h "$PF_STATE/run" -p "$PF_PG_PORT" -d kfcheck \
+  -c "CREATE TABLE t AS SELECT g FROM generate_series(1, 12345) g" -c "DELETE FROM t WHERE g <= 345" >/dev/null
+# stored_equals_pg: the newest stored tup_inserted, tup_deleted and xact_commit of database kfcheck are
+# pg_stat_database's, and both the keyframe and later (based) scrapes of that set were stored.
+stored_equals_pg() {
+  pf_sql_true "WITH s AS (SELECT DISTINCT ON (metric) metric, value FROM unnest(ARRAY['pg.database.tup_inserted',
+                 'pg.database.tup_deleted', 'pg.database.xact_commit']) AS metric,
+                 LATERAL fleet.series($IID, metric, now() - interval '1 minute', now() + interval '1 minute') x
+                 WHERE x.labels->>'datname' = 'kfcheck' ORDER BY metric, x.ts DESC)
+               SELECT (SELECT value FROM s WHERE metric = 'pg.database.tup_inserted') = d.tup_inserted
+                  AND (SELECT value FROM s WHERE metric = 'pg.database.tup_deleted') = d.tup_deleted
+                  AND (SELECT value FROM s WHERE metric = 'pg.database.xact_commit') = d.xact_commit
+                  AND d.tup_inserted >= 12345 AND d.tup_deleted >= 345
+               FROM pg_stat_database d WHERE d.datname = 'kfcheck'"
+}
+pf_check "counters sent as differences to a keyframe are stored as pg_stat_database's values" \
+  pf_wait_until 30 stored_equals_pg
+pf_check "the agent's keyframes are kept at the centre" \
+  pf_sql_true "SELECT count(*) > 0 FROM fleet.metric_keyframe WHERE instance_id = $IID"
+# The stream itself (bench/agent/stream_stats reads every message back): the agent did send scrapes
+# based on keyframes, each after its keyframe, so the checks above were about differences.
+stats=$(make -s -C "$PF_REPO/bench/agent" BUILD="$PF_REPO/build" >/dev/null 2>&1 &&
+        "$PF_REPO/build/bench/stream_stats" --url "$(pf_psql "SHOW pgfleet.nats_url")" count --from-ms 0 --to-ms 9000000000000 2>&1) || true
+based=$(sed -n 's/^metrics_based_scrapes=//p' <<<"$stats")
+unresolved=$(sed -n 's/^metrics_unresolved_keyframes=//p' <<<"$stats")
+if [ "${based:-0}" -gt 10 ] && [ "$unresolved" = 0 ]; then
+  pf_ok "the stream holds $based scrapes based on keyframes, none before its keyframe"
+else
+  pf_not_ok "the stream holds scrapes based on keyframes" "based=${based:-?} unresolved=${unresolved:-?}: $(tail -3 <<<"$stats" | tr '\n' ' ')"
+fi
+pf_check "no batch was dead-lettered" pf_sql_true "SELECT count(*) = 0 FROM fleet.dead_letter"
 pf_crash_check
 pf_log "elapsed ${SECONDS} s"
 pf_finish

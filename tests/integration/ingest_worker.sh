@@ -13,6 +13,8 @@
 #   - nats-server killed with SIGKILL and restarted while a producer publishes: every batch once;
 #   - series sets named by key: references that arrive before their declaration are stored once it
 #     is; a reference to a set never declared goes to dead letter after pgfleet.series_set_wait;
+#   - keyframes: batches based on a keyframe are stored with its values added back, also when they
+#     arrive first; one based on a keyframe never sent is dead-lettered; retention prunes keyframes;
 #   - the maintenance worker's rollups count every raw sample exactly once;
 #   - the server log never says "terminated by signal".
 # Private directories, a free NATS port, a Unix-socket-only PostgreSQL: runs beside copies of itself.
@@ -176,6 +178,35 @@ ok "a reference to a set never declared is dead-lettered as unknown series set a
                AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.sets-agent.%'"
 ok "nothing of it was stored" \
   test "$(sql "SELECT count(*) FROM fleet.ingest_ledger WHERE agent_id = 'sets-agent'")" = 6
+
+# 10. Keyframes (wire schema_minor 3): batches based on a keyframe that arrive before it are retried
+# until it is stored, then stored with their differences added back; a batch based on a keyframe that
+# never comes is dead-lettered after the wait; retention keeps a keyframe until a newer one of its set
+# is older than the wait plus an hour.
+publish_batches --agent kf-agent --boot b1 --first-seq 2 --count 4 --series 3 --references --based-on 1 >/dev/null
+publish_batches --agent kf-agent --boot b1 --first-seq 1 --count 1 --series 3 --keyframe-at 1 >/dev/null
+ok "batches based on a keyframe published before it are stored once it is (5 batches)" \
+  wait_for 30 "SELECT count(*) = 5 FROM fleet.ingest_ledger WHERE agent_id = 'kf-agent'"
+# every value is seq * 1000 + k again: sum over seq in 1..5 of (seq*1000*3 + 0+1+2)
+ok "their values are the keyframe's plus the differences (count and checksum)" \
+  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
+               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'kf-agent'")" = "15/15/$(( 15 * 3000 + 5 * 3 ))"
+ok "the keyframe is kept as a base (one row, its values)" \
+  test "$(sql "SELECT count(*) || '/' || min(k.vals::text) FROM fleet.metric_keyframe k JOIN fleet.instance i USING (instance_id)
+               WHERE i.agent_id = 'kf-agent'")" = "1/{1000,1001,1002}"
+publish_batches --agent kf-agent --boot b1 --first-seq 6 --count 1 --series 3 --references --based-on 99 >/dev/null
+ok "a batch based on a keyframe never sent is dead-lettered as unknown keyframe after the wait" \
+  wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = 'unknown keyframe'
+               AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.kf-agent.%'"
+publish_batches --agent kf-agent --boot b1 --first-seq 7 --count 1 --series 3 --references --keyframe-at 7 >/dev/null
+wait_for 20 "SELECT count(*) = 2 FROM fleet.metric_keyframe WHERE boot_id = 'b1' AND batch_seq IN (1, 7)" >/dev/null
+sql "SELECT fleet.apply_retention()" >/dev/null
+ok "retention keeps a keyframe while its successor is young" \
+  test "$(sql "SELECT string_agg(batch_seq::text, ',' ORDER BY batch_seq) FROM fleet.metric_keyframe WHERE boot_id = 'b1'")" = "1,7"
+sql "UPDATE fleet.metric_keyframe SET stored_at = now() - interval '1 hour 10 seconds' WHERE boot_id = 'b1' AND batch_seq = 7" >/dev/null
+sql "SELECT fleet.apply_retention()" >/dev/null
+ok "and drops it once the successor is older than the wait plus an hour" \
+  test "$(sql "SELECT string_agg(batch_seq::text, ',' ORDER BY batch_seq) FROM fleet.metric_keyframe WHERE boot_id = 'b1'")" = "7"
 sql "ALTER SYSTEM RESET pgfleet.series_set_wait" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 

@@ -1,6 +1,6 @@
 -- pgTAP: the shape of schema fleet — tables, keys, views, functions, privileges.
 BEGIN;
-SELECT plan(48);
+SELECT plan(49);
 
 SELECT has_schema('fleet');
 -- (the tables of the schema, without the daily partitions of the sample tiers, whose names carry dates)
@@ -8,7 +8,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = 'f
                 AND c.relkind IN ('r', 'p') AND c.relname !~ '_[0-9]{8}$'$$,
               ARRAY['namespace', 'agent', 'instance', 'metric', 'series', 'series_set', 'sample_block', 'sample_chunk',
                                  'sample_block_default', 'sample_chunk_default',
-                                 'ingest_ledger', 'dead_letter', 'namespace_member',
+                                 'metric_keyframe', 'ingest_ledger', 'dead_letter', 'namespace_member',
                                  'statement_text', 'statement_delta', 'statement_hourly', 'statement_6h', 'activity_interval', 'activity', 'blocking',
                                  'setting', 'setting_change', 'instance_extension', 'instance_database', 'event',
                                  'command_result', 'command', 'rollup_1m', 'rollup_1h', 'rollup_pending',
@@ -28,7 +28,7 @@ SELECT is((SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attre
            WHERE i.indrelid = ('fleet.' || t)::regclass AND (i.indisprimary OR i.indexrelid::regclass::text LIKE '%instance%')
            ORDER BY i.indisprimary DESC LIMIT 1),
           'instance_id', 'fleet.' || t || ' is keyed by instance_id first')
-FROM unnest(ARRAY['series', 'series_set', 'sample_block', 'sample_chunk']) AS t;
+FROM unnest(ARRAY['series', 'series_set', 'sample_block', 'sample_chunk', 'metric_keyframe']) AS t;
 
 SELECT has_function('fleet', 'series', ARRAY['bigint', 'text', 'timestamp with time zone', 'timestamp with time zone']);
 SELECT has_function('fleet', 'rate', ARRAY['bigint', 'text', 'timestamp with time zone', 'timestamp with time zone']);

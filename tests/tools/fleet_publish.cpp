@@ -13,6 +13,10 @@
  *   --references       every batch names its series set by key alone (wire schema_minor 2), as an agent
  *                      does once a batch declaring the set was acknowledged: the centre must find the
  *                      set declared by another batch (the same series: the same key)
+ *   --keyframe-at SEQ  batch SEQ is a keyframe (wire schema_minor 3): the centre keeps it as a base
+ *   --based-on N       every other batch is based on the keyframe of batch N (whose values the tool
+ *                      knows: N * 1000 + k), so its values travel as differences (seq - N) * 1000;
+ *                      the batches are packed, and carry their set key
  * Every publish waits for its PubAck (retrying for up to 30 s while the stream is unavailable), so
  * when the tool exits 0 every batch is in the stream.
  */
@@ -22,6 +26,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nats/nats.h>
 
@@ -32,7 +37,8 @@ namespace {
 
 struct Options {
     std::string url = "nats://127.0.0.1:4222", ns = "default", agent = "test-agent", boot = "boot-1";
-    long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1, bad_port_at = -1;
+    long long first_seq = 1, count = 10, series = 3, base_ms = 1767225600000LL, garbage_at = -1, bad_port_at = -1,
+              keyframe_at = -1, based_on = 0;
     bool republish = false, references = false;
 };
 
@@ -67,7 +73,7 @@ int main(int argc, char **argv)
         if (k == "--help" || k == "-h") {
             printf("usage: fleet_publish [--url URL] [--namespace NS] [--agent ID] [--boot BOOT] [--first-seq N]\n"
                    "  [--count N] [--series N] [--base-ms MS] [--garbage-at SEQ] [--bad-port-at SEQ] [--republish]\n"
-                   "  [--references]\n");
+                   "  [--references] [--keyframe-at SEQ] [--based-on SEQ]\n");
             return 0;
         }
         if (k == "--republish") { o.republish = true; i--; continue; }
@@ -81,6 +87,8 @@ int main(int argc, char **argv)
         else if (k == "--first-seq") o.first_seq = atoll(v.c_str());
         else if (k == "--count") o.count = atoll(v.c_str());
         else if (k == "--series") o.series = atoll(v.c_str());
+        else if (k == "--keyframe-at") o.keyframe_at = atoll(v.c_str());
+        else if (k == "--based-on") o.based_on = atoll(v.c_str());
         else if (k == "--base-ms") o.base_ms = atoll(v.c_str());
         else if (k == "--garbage-at") o.garbage_at = atoll(v.c_str());
         else if (k == "--bad-port-at") o.bad_port_at = atoll(v.c_str());
@@ -133,15 +141,32 @@ int main(int argc, char **argv)
                 scrape->add_refs(static_cast<uint32_t>(k));
                 scrape->add_values(static_cast<double>(seq * 1000 + k));
             }
-            if (o.references) {
+            const bool based = o.based_on > 0 && seq != o.keyframe_at;
+            if (o.references || based) {
                 pgfleet::wire::SeriesSetKey key;
                 std::string error;
                 if (!pgfleet::wire::scrape_set_key(*m, *scrape, key, error)) {
                     fprintf(stderr, "fleet_publish: %s\n", error.c_str());
                     return 1;
                 }
-                pgfleet::wire::make_references(*m, {key});
+                if (o.references)
+                    pgfleet::wire::make_references(*m, {key});
+                else
+                    scrape->set_set_key(key.bytes, sizeof key.bytes);
                 env.set_schema_minor(2);
+            }
+            if (seq == o.keyframe_at) {
+                scrape->set_keyframe(true);
+                env.set_schema_minor(3);
+            }
+            if (based) {
+                std::vector<double> keyframe;
+                for (long long k = 0; k < o.series; k++)
+                    keyframe.push_back(static_cast<double>(o.based_on * 1000 + k));
+                std::vector<const std::vector<double> *> bases{&keyframe};
+                scrape->set_base_seq(static_cast<uint64_t>(o.based_on));
+                pgfleet::wire::pack_metric_batch(*m, &bases);
+                env.set_schema_minor(3);
             }
             env.SerializeToString(&body);
         }

@@ -36,7 +36,7 @@ TEST(Batch, EncodeDecodeRoundTrip) {
     Envelope decoded;
     ASSERT_TRUE(decoded.ParseFromString(bytes));
     EXPECT_EQ(decoded.schema_major(), 1u);
-    EXPECT_EQ(decoded.schema_minor(), 2u);
+    EXPECT_EQ(decoded.schema_minor(), 3u);
     EXPECT_EQ(decoded.agent_id(), "central");
     EXPECT_EQ(decoded.namespace_(), "default");
     EXPECT_EQ(decoded.boot_id(), "0b6f3c2e-8d4a-4c1e-9f00-1234567890ab");
@@ -222,4 +222,86 @@ TEST(Batch, ScrapesNameTheirSetByKeyOnceItIsAcknowledged) {
     pgfleet::wire::Envelope changed = decode_sealed(other.seal(&sets));
     EXPECT_EQ(changed.metrics.scrape_is_reference[0], 0) << "a different series list is a different set";
     EXPECT_FALSE(changed.metrics.scrape_key[0] == first.metrics.scrape_key[0]);
+}
+
+// ---- keyframes (wire schema_minor 3) --------------------------------------------------------------
+
+namespace {
+// A batch of large counters that moved by step since the previous one, plus a fraction.
+void fill_counters(BatchBuilder &builder, uint64_t batch_seq, int64_t ts, double step) {
+    builder.begin("central", "default", "boot-1", batch_seq, ts);
+    for (int i = 0; i < 50; i++) {
+        std::string db = "db" + std::to_string(i);
+        builder.add("pg.database.blks_hit", COUNTER, "", {{"datname", db}}, 981234567890.0 + i * 1000 + step * i);
+    }
+    builder.add("pg.database.cache_ratio", GAUGE, "", {}, 0.25 + step);
+}
+}  // namespace
+
+TEST(Batch, CountersTravelAsDifferencesToTheAcknowledgedKeyframe) {
+    BatchBuilder builder;
+    SeriesSetMemory sets;
+    const int64_t t = 1700000000000;
+    fill_counters(builder, 1, t, 0);
+    decode_sealed(builder.seal(&sets));
+    sets.acknowledged(1, t + 100);  // the set is known: its scrapes are references from now on
+
+    fill_counters(builder, 2, t + 10000, 1);
+    const std::string keyframe_bytes = builder.seal(&sets);
+    pgfleet::wire::Envelope keyframe = decode_sealed(keyframe_bytes);
+    EXPECT_EQ(keyframe.metrics.scrape_is_keyframe[0], 1) << "no base yet: the scrape becomes a keyframe";
+    EXPECT_EQ(keyframe.metrics.scrape_base_seq[0], 0u);
+    const std::vector<double> keyframe_values = keyframe.metrics.sample_value;
+
+    fill_counters(builder, 3, t + 20000, 2);
+    pgfleet::wire::Envelope waiting = decode_sealed(builder.seal(&sets));
+    EXPECT_EQ(waiting.metrics.scrape_is_keyframe[0], 0) << "one keyframe at a time waits for its acknowledgement";
+    EXPECT_EQ(waiting.metrics.scrape_base_seq[0], 0u) << "an unacknowledged keyframe is no base";
+    EXPECT_FALSE(waiting.metrics.has_based_scrape());
+
+    sets.acknowledged(2, t + 20100);
+    sets.acknowledged(3, t + 20100);
+    fill_counters(builder, 4, t + 30000, 3);
+    const std::string based_bytes = builder.seal(&sets);
+    pgfleet::wire::Envelope based = decode_sealed(based_bytes);
+    EXPECT_EQ(based.metrics.scrape_base_seq[0], 2u);
+    EXPECT_EQ(based.metrics.scrape_is_keyframe[0], 0);
+    EXPECT_LT(based_bytes.size() * 3, keyframe_bytes.size() * 2) << based_bytes.size() << " vs " << keyframe_bytes.size();
+    std::string error;
+    ASSERT_TRUE(pgfleet::wire::apply_keyframe(based.metrics, 0, keyframe_values.data(), keyframe_values.size(), error))
+        << error;
+    for (int i = 0; i < 50; i++) EXPECT_EQ(based.metrics.sample_value[i], 981234567890.0 + i * 1000 + 3.0 * i);
+    EXPECT_EQ(based.metrics.sample_value[50], 3.25);
+
+    // five minutes after the keyframe was taken, the next scrape is a keyframe again
+    fill_counters(builder, 5, t + 10000 + SeriesSetMemory::kKeyframeMaxAgeMs - 1, 4);
+    EXPECT_EQ(decode_sealed(builder.seal(&sets)).metrics.scrape_base_seq[0], 2u);
+    fill_counters(builder, 6, t + 10000 + SeriesSetMemory::kKeyframeMaxAgeMs, 5);
+    pgfleet::wire::Envelope next = decode_sealed(builder.seal(&sets));
+    EXPECT_EQ(next.metrics.scrape_is_keyframe[0], 1);
+    EXPECT_EQ(next.metrics.scrape_base_seq[0], 0u);
+}
+
+TEST(SeriesSetMemory, ADroppedKeyframeIsNeverABase) {
+    SeriesSetMemory sets;
+    pgfleet::wire::SeriesSetKey a{};
+    a.bytes[0] = 9;
+    const int64_t t = 1700000000000;
+    sets.declared(1, a);
+    sets.acknowledged(1, t);
+    EXPECT_TRUE(sets.wants_keyframe(a, t + 1000));
+    sets.keyframe_sealed(2, a, t + 1000, {1.0, 2.0});
+    EXPECT_FALSE(sets.wants_keyframe(a, t + 2000)) << "the keyframe of batch 2 is waiting";
+    sets.acknowledged(3, t + 3000);  // batch 2 was dropped from the spool
+    EXPECT_EQ(sets.base_for(a, t + 3000), nullptr);
+    EXPECT_FALSE(sets.wants_keyframe(a, t + 3000)) << "at most one keyframe per set and window";
+    EXPECT_TRUE(sets.wants_keyframe(a, t + 1000 + SeriesSetMemory::kKeyframeMaxAgeMs));
+    sets.keyframe_sealed(4, a, t + 1000 + SeriesSetMemory::kKeyframeMaxAgeMs, {3.0, 4.0});
+    sets.acknowledged(4, t + 2000 + SeriesSetMemory::kKeyframeMaxAgeMs);
+    const SeriesSetMemory::Keyframe *base = sets.base_for(a, t + 3000 + SeriesSetMemory::kKeyframeMaxAgeMs);
+    ASSERT_NE(base, nullptr);
+    EXPECT_EQ(base->batch_seq, 4u);
+    EXPECT_EQ(base->values, (std::vector<double>{3.0, 4.0}));
+    pgfleet::wire::SeriesSetKey unknown{};
+    EXPECT_FALSE(sets.wants_keyframe(unknown, t)) << "a set the centre may not know is not a keyframe";
 }

@@ -323,3 +323,191 @@ TEST(WirePack, DecimalFractionsTravelAsScaledIntegersBitExactly)
     bad.mutable_metrics()->mutable_packed()->mutable_decimal_scales()->push_back(1);
     EXPECT_EQ(decode(bad, b).reason, "invalid packed values");
 }
+
+/* ---- keyframes and based scrapes (schema_minor 3) ------------------------------------------------- */
+
+namespace {
+
+/* sample_envelope reduced to its scrape k, as a reference to its set (the agent's one-scrape batch). */
+v1::Envelope one_scrape_reference(int k, std::vector<double> &values)
+{
+    std::vector<pgfleet::wire::SeriesSetKey> keys;
+    v1::Envelope e = reference_envelope(keys);
+    e.set_schema_minor(3);
+    v1::MetricBatch *m = e.mutable_metrics();
+    v1::Scrape keep = m->scrapes(k);
+    m->clear_scrapes();
+    *m->add_scrapes() = keep;
+    values.assign(keep.values().begin(), keep.values().end());
+    return e;
+}
+
+/* The decoded values of e after its based scrape 0 got base. */
+std::vector<double> decode_based(const v1::Envelope &e, const std::vector<double> &base, std::vector<uint8_t> *relative = nullptr)
+{
+    Envelope out;
+    DecodeStatus st = decode(e, out);
+    EXPECT_TRUE(st.ok) << st.reason << ": " << st.detail;
+    if (!st.ok)
+        return {};
+    if (relative != nullptr)
+        *relative = out.metrics.sample_base_relative;
+    std::string error;
+    EXPECT_TRUE(pgfleet::wire::apply_keyframe(out.metrics, 0, base.data(), base.size(), error)) << error;
+    EXPECT_FALSE(out.metrics.sample_base_relative.empty() && e.metrics().scrapes(0).base_seq() != 0);
+    return out.metrics.sample_value;
+}
+
+} // namespace
+
+TEST(WireKeyframes, BasedScrapeRoundTripsBitExactlyAndIsSmaller)
+{
+    std::vector<double> base, values;
+    one_scrape_reference(0, base);
+    v1::Envelope e = one_scrape_reference(5, values);
+    /* edge cases at positions the generator fills with counters (odd) and integer gauges */
+    values[7] = 5.0;         /* integral, base integral: a small difference */
+    base[9] = 0.5;           /* base not integral: the value goes whole */
+    values[9] = 12.0;
+    base[11] = -9007199254740992.0; /* a difference beyond 2^53: the value goes whole, as a double */
+    values[11] = 9007199254740992.0;
+    values[13] = -0.0;       /* never integral */
+    for (int k = 0; k < static_cast<int>(values.size()); k++)
+        e.mutable_metrics()->mutable_scrapes(0)->set_values(k, values[static_cast<size_t>(k)]);
+
+    v1::Envelope whole = e;
+    pgfleet::wire::pack_metric_batch(*whole.mutable_metrics());
+    v1::Envelope based = e;
+    based.mutable_metrics()->mutable_scrapes(0)->set_base_seq(41);
+    std::vector<const std::vector<double> *> bases{&base};
+    pgfleet::wire::pack_metric_batch(*based.mutable_metrics(), &bases);
+    EXPECT_EQ(based.metrics().scrapes(0).base_seq(), 41u);
+    EXPECT_LT(based.ByteSizeLong(), whole.ByteSizeLong() * 3 / 4) << "counters cost their increase, not their total";
+
+    std::vector<uint8_t> relative;
+    std::vector<double> got = decode_based(based, base, &relative);
+    ASSERT_EQ(got.size(), values.size());
+    for (size_t i = 0; i < values.size(); i++)
+        EXPECT_EQ(0, memcmp(&got[i], &values[i], sizeof(double))) << "value " << i;
+    ASSERT_EQ(relative.size(), values.size());
+    EXPECT_EQ(relative[7], 1);
+    EXPECT_EQ(relative[9], 0) << "a base that is not integral: sent whole";
+    EXPECT_EQ(relative[11], 0) << "a difference beyond 2^53: sent whole";
+    EXPECT_EQ(relative[13], 0);
+    /* compressed too, and shown in the JSON dump */
+    std::string error;
+    ASSERT_TRUE(pgfleet::wire::compress_metrics(based, 3, error)) << error;
+    got = decode_based(based, base);
+    EXPECT_EQ(0, memcmp(got.data(), values.data(), values.size() * sizeof(double)));
+    Envelope out;
+    ASSERT_TRUE(decode(based, out).ok);
+    EXPECT_NE(pgfleet::wire::envelope_to_json(out).find("\"base_seq\":41"), std::string::npos);
+    EXPECT_TRUE(out.metrics.uses_keyframes());
+    /* a keyframe is an ordinary scrape that says so */
+    v1::Envelope key = e;
+    key.mutable_metrics()->mutable_scrapes(0)->set_keyframe(true);
+    pgfleet::wire::pack_metric_batch(*key.mutable_metrics());
+    ASSERT_TRUE(decode(key, out).ok);
+    EXPECT_EQ(out.metrics.scrape_is_keyframe[0], 1);
+    EXPECT_EQ(out.metrics.scrape_base_seq[0], 0u);
+    EXPECT_TRUE(out.metrics.uses_keyframes());
+    EXPECT_FALSE(out.metrics.has_based_scrape());
+}
+
+TEST(WireKeyframes, BrokenRulesAreRefused)
+{
+    std::vector<double> base, values;
+    one_scrape_reference(0, base);
+    std::vector<const std::vector<double> *> bases{&base};
+    Envelope out;
+    /* a based scrape in a plain (unpacked) batch */
+    v1::Envelope e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    DecodeStatus st = decode(e, out);
+    EXPECT_EQ(st.reason, "invalid scrape");
+    EXPECT_NE(st.detail.find("not in a packed batch"), std::string::npos) << st.detail;
+    /* based and keyframe at once */
+    e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    e.mutable_metrics()->mutable_scrapes(0)->set_keyframe(true);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    st = decode(e, out);
+    EXPECT_NE(st.detail.find("itself based"), std::string::npos) << st.detail;
+    /* a based scrape whose set appears again in the batch (its differences would chain) */
+    std::vector<pgfleet::wire::SeriesSetKey> keys;
+    e = reference_envelope(keys);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    std::vector<const std::vector<double> *> six(6, nullptr);
+    six[0] = &base;
+    v1::Envelope twice = e;
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &six);
+    st = decode(e, out);
+    EXPECT_NE(st.detail.find("appears in another scrape"), std::string::npos) << st.detail;
+    twice.mutable_metrics()->mutable_scrapes(1)->set_base_seq(3);
+    six[1] = &base;
+    pgfleet::wire::pack_metric_batch(*twice.mutable_metrics(), &six);
+    st = decode(twice, out);
+    EXPECT_NE(st.detail.find("two scrapes of one series set"), std::string::npos) << st.detail;
+    /* declared scrapes sharing refs with a based one */
+    e = sample_envelope();
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    e.mutable_metrics()->mutable_scrapes(0)->set_set_key(keys[0].bytes, 16);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &six);
+    st = decode(e, out);
+    EXPECT_NE(st.detail.find("appears in another scrape"), std::string::npos) << st.detail;
+    /* a based declared scrape without its set key */
+    e = sample_envelope();
+    v1::Scrape first = e.metrics().scrapes(0);
+    e.mutable_metrics()->clear_scrapes();
+    *e.mutable_metrics()->add_scrapes() = first;
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    st = decode(e, out);
+    EXPECT_NE(st.detail.find("no series-set key"), std::string::npos) << st.detail;
+    /* a difference beyond 2^53 */
+    e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    e.mutable_metrics()->mutable_packed()->set_int_deltas(0, 9007199254740993LL);
+    EXPECT_EQ(decode(e, out).reason, "invalid packed values");
+}
+
+TEST(WireKeyframes, ApplyingAKeyframeChecksItsValues)
+{
+    std::vector<double> base, values;
+    one_scrape_reference(0, base);
+    v1::Envelope e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    std::vector<const std::vector<double> *> bases{&base};
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    Envelope out;
+    ASSERT_TRUE(decode(e, out).ok);
+    std::string error;
+    pgfleet::wire::MetricBatch copy = out.metrics;
+    EXPECT_FALSE(pgfleet::wire::apply_keyframe(copy, 0, base.data(), base.size() - 1, error));
+    EXPECT_NE(error.find("values for a scrape of"), std::string::npos) << error;
+    /* the centre's keyframe differs from the producer's: a fraction under a difference */
+    size_t relative = 0;
+    while (relative < copy.sample_base_relative.size() && !copy.sample_base_relative[relative])
+        relative++;
+    ASSERT_LT(relative, base.size());
+    std::vector<double> wrong = base;
+    wrong[relative] = 0.25;
+    copy = out.metrics;
+    EXPECT_FALSE(pgfleet::wire::apply_keyframe(copy, 0, wrong.data(), wrong.size(), error));
+    EXPECT_NE(error.find("not an integer"), std::string::npos) << error;
+    /* a sum beyond 2^53 */
+    wrong = base;
+    wrong[relative] = 9007199254740992.0;
+    copy = out.metrics;
+    copy.sample_value[relative] = 1.0;
+    EXPECT_FALSE(pgfleet::wire::apply_keyframe(copy, 0, wrong.data(), wrong.size(), error));
+    EXPECT_NE(error.find("outside"), std::string::npos) << error;
+    /* applied once, the values are final: applying again changes nothing */
+    copy = out.metrics;
+    ASSERT_TRUE(pgfleet::wire::apply_keyframe(copy, 0, base.data(), base.size(), error)) << error;
+    std::vector<double> once = copy.sample_value;
+    ASSERT_TRUE(pgfleet::wire::apply_keyframe(copy, 0, base.data(), base.size(), error)) << error;
+    EXPECT_EQ(0, memcmp(once.data(), copy.sample_value.data(), once.size() * sizeof(double)));
+    EXPECT_EQ(0, memcmp(once.data(), values.data(), once.size() * sizeof(double)));
+}
