@@ -24,11 +24,12 @@
  * stream), nothing of the message is written and it is negatively acknowledged with a growing delay
  * (1 s, 2 s, ... 30 s); after pgfleet.series_set_wait of such retries it goes to dead letter.
  * A scrape may also be based on a keyframe (wire schema_minor 3): its integral values are differences
- * to a keyframe scrape of the same set that the agent sent earlier. Such messages take the per-message
- * path: fleet._metric_keyframes gives the keyframes' values, the pure layer adds them
- * (wire::apply_keyframe), and a keyframe not stored yet is waited for exactly like an unknown set
- * (dead letter "unknown keyframe" after pgfleet.series_set_wait). Keyframe scrapes are kept in
- * fleet.metric_keyframe by fleet._ingest_metric_blocks.
+ * to a keyframe scrape of the same set that the agent sent earlier. The keyframes' values are looked up
+ * (the fast path: one query per fetch, apply_fetch_keyframes; per message: fleet._metric_keyframes)
+ * and added in the pure layer (wire::apply_keyframe) before anything is written; a keyframe not stored
+ * yet is waited for exactly like an unknown set (dead letter "unknown keyframe" after
+ * pgfleet.series_set_wait). Keyframe scrapes are also kept in fleet.metric_keyframe
+ * (insert_fetch_keyframes, fleet._ingest_metric_blocks).
  * A crash anywhere before the commit loses nothing (nothing was acked); a crash after it duplicates
  * nothing (the ledger turns the redelivery into a no-op).
  *
@@ -150,6 +151,9 @@ private:
     void decode_batch();
     void store_batch();
     void store_metric_fetch();
+    void apply_fetch_keyframes();
+    void insert_fetch_keyframes(const std::vector<size_t> &batches, const Datum *results, const bool *result_nulls,
+                                const Datum *instances, const Datum *sets);
     void call_metric_fetch(const std::vector<size_t> &batches);
     void store_message(size_t i);
     int32 store_metric_blocks(size_t i);
@@ -641,15 +645,97 @@ void IngestWorker::store_metric_fetch()
     fast_path_.clear();
     for (size_t i = 0; i < decoded_.size(); i++) {
         const DecodedMessage &d = decoded_[i];
-        if (d.valid && d.envelope.kind == wire::PayloadKind::Metrics && !d.envelope.instance.present &&
-            !d.envelope.metrics.uses_keyframes())
+        if (d.valid && d.envelope.kind == wire::PayloadKind::Metrics && !d.envelope.instance.present)
             fast_path_.push_back(i);
     }
     if (fast_path_.size() < 2)
         return;
-    if (in_subtransaction([&] { call_metric_fetch(fast_path_); }) != nullptr)
+    if (in_subtransaction([&] {
+            apply_fetch_keyframes();
+            if (!fast_path_.empty())
+                call_metric_fetch(fast_path_);
+        }) != nullptr)
         for (size_t i : fast_path_)
             outcomes_[i] = Outcome::Pending; /* nothing of the call remains */
+}
+
+/*
+ * The fast path's keyframe lookup: one query for the keyframes of every based scrape of the messages in
+ * fast_path_, added in the pure layer. A message whose keyframes are not all there (not stored yet, or
+ * stored by this very fetch), or do not fit, leaves the fast path: the per-message path retries it or
+ * puts it aside. Applying is idempotent (wire::apply_keyframe marks what it added), so the per-message
+ * path may look again after a rollback.
+ */
+void IngestWorker::apply_fetch_keyframes()
+{
+    static const char *sql =
+        "SELECT k.ord, kf.vals "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS k(agent, boot, base_seq, set_key, ord) "
+        "JOIN fleet.instance i ON i.agent_id = k.agent "
+        "JOIN fleet.series_set ss ON ss.instance_id = i.instance_id AND ss.set_key = k.set_key "
+        "JOIN fleet.metric_keyframe kf ON kf.instance_id = i.instance_id AND kf.boot_id = k.boot "
+        "     AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id";
+    static Oid types[4] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, BYTEAARRAYOID};
+    size_t nbased = 0;
+    for (size_t i : fast_path_)
+        for (uint64_t base_seq : decoded_[i].envelope.metrics.scrape_base_seq)
+            nbased += base_seq != 0;
+    if (nbased == 0)
+        return;
+    /* one entry per based scrape: its message and scrape */
+    size_t *entry_message = static_cast<size_t *>(palloc(sizeof(size_t) * nbased));
+    size_t *entry_scrape = static_cast<size_t *>(palloc(sizeof(size_t) * nbased));
+    Datum *base_seq = static_cast<Datum *>(palloc(sizeof(Datum) * nbased));
+    Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * nbased));
+    size_t e = 0;
+    for (size_t i : fast_path_) {
+        const wire::MetricBatch &m = decoded_[i].envelope.metrics;
+        for (size_t k = 0; k < m.scrape_base_seq.size(); k++)
+            if (m.scrape_base_seq[k] != 0) {
+                entry_message[e] = i;
+                entry_scrape[e] = k;
+                base_seq[e] = Int64GetDatum(static_cast<int64>(m.scrape_base_seq[k]));
+                keys[e++] = key_bytea(m.scrape_key[k]);
+            }
+    }
+    Datum args[4];
+    args[0] = text_array(nbased, [&](size_t x) -> const std::string & { return decoded_[entry_message[x]].envelope.agent_id; });
+    args[1] = text_array(nbased, [&](size_t x) -> const std::string & { return decoded_[entry_message[x]].envelope.boot_id; });
+    args[2] = PointerGetDatum(construct_array(base_seq, static_cast<int>(nbased), INT8OID, 8, true, TYPALIGN_DOUBLE));
+    args[3] = PointerGetDatum(construct_array(keys, static_cast<int>(nbased), BYTEAOID, -1, false, TYPALIGN_INT));
+    if (SPI_execute_with_args(sql, 4, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "pgfleet ingest: the keyframe lookup failed");
+    ArrayType **found = static_cast<ArrayType **>(palloc0(sizeof(ArrayType *) * nbased));
+    for (uint64 r = 0; r < SPI_processed; r++) {
+        bool null_ord = false, null_vals = false;
+        int64 ord = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &null_ord));
+        Datum vals = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &null_vals);
+        if (null_ord || null_vals || ord < 1 || static_cast<size_t>(ord) > nbased)
+            continue;
+        ArrayType *a = DatumGetArrayTypeP(vals);
+        if (ARR_NDIM(a) == 1 && !ARR_HASNULL(a))
+            found[ord - 1] = a;
+    }
+    /* pure C++ from here on: nothing below calls PostgreSQL while the string lives */
+    std::vector<size_t> &kept = fast_path_;
+    size_t out = 0;
+    e = 0;
+    {
+        std::string error;
+        for (size_t i : kept) {
+            wire::MetricBatch &m = decoded_[i].envelope.metrics;
+            bool ok = true;
+            for (; e < nbased && entry_message[e] == i; e++) {
+                ArrayType *a = found[e];
+                ok = ok && a != nullptr &&
+                     wire::apply_keyframe(m, entry_scrape[e], reinterpret_cast<const double *>(ARR_DATA_PTR(a)),
+                                          static_cast<size_t>(ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a))), error);
+            }
+            if (ok)
+                kept[out++] = i;
+        }
+    }
+    kept.resize(out);
 }
 
 /* The elements of a one-dimensional array Datum of a pass-by-value type (NULLs in nulls). */
@@ -780,11 +866,79 @@ void IngestWorker::call_metric_fetch(const std::vector<size_t> &batches)
             elog(ERROR, "pgfleet ingest: the fast path inserted %llu of %zu blocks",
                  static_cast<unsigned long long>(SPI_processed), b);
     }
+    insert_fetch_keyframes(batches, results, result_nulls, instances, sets);
     for (size_t m = 0; m < n; m++) {
         int32 r = result_nulls[m] ? -2 : DatumGetInt32(results[m]);
         if (r != -2)
             outcomes_[batches[m]] = r < 0 ? Outcome::Duplicate : Outcome::Stored;
     }
+}
+
+/* The fast path's keyframes: the keyframe scrapes of the batches fleet._ingest_metric_fetch took
+ * (results[m] >= 0) are also kept in fleet.metric_keyframe, with one INSERT. instances[m] and sets[k]
+ * are that call's instance per batch and set per scrape (scrapes numbered across the batches). */
+void IngestWorker::insert_fetch_keyframes(const std::vector<size_t> &batches, const Datum *results,
+                                          const bool *result_nulls, const Datum *instances, const Datum *sets)
+{
+    static const char *sql =
+        "INSERT INTO fleet.metric_keyframe (instance_id, boot_id, batch_seq, series_set_id, ts, vals) "
+        "SELECT u.i, u.b, u.q, u.s, u.t, $7[u.e - u.l + 1 : u.e] "
+        "FROM (SELECT x.i, x.b, x.q, x.s, x.t, x.l, sum(x.l) OVER (ORDER BY x.ord)::integer AS e "
+        "      FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::integer[]) "
+        "           WITH ORDINALITY AS x(i, b, q, s, t, l, ord)) AS u "
+        "ON CONFLICT DO NOTHING";
+    static Oid types[7] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, kTimestamptzArrayOid, INT4ARRAYOID,
+                           FLOAT8ARRAYOID};
+    size_t nkeyframes = 0, nvalues = 0;
+    for (size_t m = 0; m < batches.size(); m++) {
+        if (result_nulls[m] || DatumGetInt32(results[m]) < 0)
+            continue;
+        const wire::MetricBatch &mb = decoded_[batches[m]].envelope.metrics;
+        for (size_t k = 0; k < mb.scrape_is_keyframe.size(); k++)
+            if (mb.scrape_is_keyframe[k]) {
+                nkeyframes++;
+                nvalues += mb.scrape_end[k] - (k == 0 ? 0 : mb.scrape_end[k - 1]);
+            }
+    }
+    if (nkeyframes == 0)
+        return;
+    Datum *instance = static_cast<Datum *>(palloc(sizeof(Datum) * nkeyframes));
+    const std::string **boot = static_cast<const std::string **>(palloc(sizeof(std::string *) * nkeyframes));
+    Datum *seq = static_cast<Datum *>(palloc(sizeof(Datum) * nkeyframes));
+    Datum *set = static_cast<Datum *>(palloc(sizeof(Datum) * nkeyframes));
+    Datum *ts = static_cast<Datum *>(palloc(sizeof(Datum) * nkeyframes));
+    Datum *len = static_cast<Datum *>(palloc(sizeof(Datum) * nkeyframes));
+    double *values = static_cast<double *>(palloc(sizeof(double) * nvalues));
+    size_t f = 0, v = 0, scrape = 0;
+    for (size_t m = 0; m < batches.size(); m++) {
+        const wire::Envelope &env = decoded_[batches[m]].envelope;
+        const wire::MetricBatch &mb = env.metrics;
+        const bool taken = !result_nulls[m] && DatumGetInt32(results[m]) >= 0;
+        for (size_t k = 0; k < mb.scrape_end.size(); k++, scrape++) {
+            if (!taken || !mb.scrape_is_keyframe[k])
+                continue;
+            const uint32_t begin = k == 0 ? 0 : mb.scrape_end[k - 1];
+            instance[f] = instances[m];
+            boot[f] = &env.boot_id;
+            seq[f] = Int64GetDatum(static_cast<int64>(env.batch_seq));
+            set[f] = sets[scrape];
+            ts[f] = TimestampTzGetDatum(unix_ms_to_timestamptz(mb.sample_ts_unix_ms[begin]));
+            len[f] = Int32GetDatum(static_cast<int32>(mb.scrape_end[k] - begin));
+            memcpy(values + v, mb.sample_value.data() + begin, (mb.scrape_end[k] - begin) * sizeof(double));
+            v += mb.scrape_end[k] - begin;
+            f++;
+        }
+    }
+    Datum args[7] = {
+        PointerGetDatum(construct_array(instance, static_cast<int>(f), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+        text_array(f, [&](size_t x) -> const std::string & { return *boot[x]; }),
+        PointerGetDatum(construct_array(seq, static_cast<int>(f), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(set, static_cast<int>(f), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(ts, static_cast<int>(f), TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE)),
+        PointerGetDatum(construct_array(len, static_cast<int>(f), INT4OID, 4, true, TYPALIGN_INT)),
+        float8_array(values, v)};
+    if (SPI_execute_with_args(sql, 7, types, args, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "pgfleet ingest: the fast path could not keep its keyframes");
 }
 
 /* Stores message i: metrics into the hot tier through fleet._ingest_metric_blocks (one row per scrape,

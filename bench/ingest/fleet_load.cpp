@@ -27,6 +27,10 @@
  *             known    like agent, for a boot that already declared its sets less than 10 minutes
  *                      before its first batch here (with --boot and --first-batch-seq: the same agents
  *                      going on after an earlier run).
+ *          --keyframes on|off   (default on; wire schema_minor 3) as pgfleet-agent does, once a set is
+ *                      named by key: every 5 minutes of batch time a tick is a keyframe, and once the
+ *                      stream acknowledged it the following ticks are based on it (integral values as
+ *                      differences to the keyframe's). Off: every scrape whole.
  * Prints key=value lines: messages, samples, payload_bytes, wire_bytes (payload + subject + NATS
  * header block), publish_seconds, failed.
  */
@@ -120,6 +124,7 @@ int main(int argc, char **argv)
     std::string wire_form = "zstd"; /* plain (schema_minor 0), packed, zstd (packed + zstd: what the agent sends) */
     std::string sets_mode = "agent";
     long long first_batch_seq = 1;
+    bool keyframes = true;
     for (int i = 1; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--paced") { paced = true; continue; }
@@ -141,6 +146,7 @@ int main(int argc, char **argv)
         else if (k == "--wire") wire_form = v;
         else if (k == "--sets") sets_mode = v;
         else if (k == "--first-batch-seq") first_batch_seq = atoll(v.c_str());
+        else if (k == "--keyframes") keyframes = v == "on";
         else { fprintf(stderr, "fleet_load: unknown option %s\n", k.c_str()); return 2; }
     }
     std::vector<Template> tpl;
@@ -191,13 +197,23 @@ int main(int argc, char **argv)
     /* the batches' time when the last declaration was acknowledged (known: just before the first tick) */
     bool sets_known = sets_mode == "known";
     long long declared_ts = LLONG_MIN;
-    long long references = 0;
+    long long references = 0, keyframe_scrapes = 0, based_scrapes = 0;
+    /* keyframes: per instance the values and batch_seq of its last keyframe; the tick (batch time) it was
+     * taken at, and whether the stream acknowledged it */
+    std::vector<std::vector<double>> keyframe_values(static_cast<size_t>(instances));
+    long long keyframe_ts = LLONG_MIN;
+    uint64_t keyframe_seq = 0;
+    bool keyframe_acked = false;
     const auto t0 = std::chrono::steady_clock::now();
     const long long wall0 = now_ms();
     for (long long k = 0; k < ticks; k++) {
         const long long tick_ts = paced ? wall0 + k * interval_ms : first_ts + k * interval_ms;
         if (sets_known && declared_ts == LLONG_MIN) declared_ts = tick_ts - interval_ms;
         const bool refer = sets_mode != "declare" && sets_known && tick_ts - declared_ts < 600000;
+        /* like the agent: a keyframe when there is no acknowledged one younger than 5 minutes */
+        const bool keyframe_usable = keyframe_acked && tick_ts - keyframe_ts < 300000;
+        const bool keyframe_tick = keyframes && refer && wire_form != "plain" && !keyframe_usable;
+        const bool based_tick = keyframes && refer && wire_form != "plain" && keyframe_usable;
         for (long long i = 0; i < instances; i++) {
             long long ts = first_ts + k * interval_ms;
             /* a real agent seals its scrape a few ms off the interval: a fixed pseudo-random offset per
@@ -273,9 +289,19 @@ int main(int argc, char **argv)
                     scrape->set_set_key(set_key.bytes, sizeof set_key.bytes);
                 }
             }
+            std::vector<const std::vector<double> *> bases;
+            if (keyframe_tick) {
+                scrape->set_keyframe(true);
+                keyframe_values[static_cast<size_t>(i)].assign(scrape->values().begin(), scrape->values().end());
+                keyframe_scrapes++;
+            } else if (based_tick) {
+                scrape->set_base_seq(keyframe_seq);
+                bases.push_back(&keyframe_values[static_cast<size_t>(i)]);
+                based_scrapes++;
+            }
             if (wire_form != "plain") {
-                env.set_schema_minor(2);
-                pgfleet::wire::pack_metric_batch(*env.mutable_metrics());
+                env.set_schema_minor(keyframe_tick || based_tick ? 3 : 2);
+                pgfleet::wire::pack_metric_batch(*env.mutable_metrics(), bases.empty() ? nullptr : &bases);
                 std::string error;
                 if (wire_form == "zstd" && !pgfleet::wire::compress_metrics(env, 3, error)) {
                     fprintf(stderr, "fleet_load: %s\n", error.c_str());
@@ -295,6 +321,21 @@ int main(int argc, char **argv)
             payload_bytes += static_cast<long long>(body.size());
             /* HPUB headers block: "NATS/1.0\r\n" + "Nats-Msg-Id: <id>\r\n" + "\r\n" */
             wire_bytes += static_cast<long long>(body.size() + subjects[i].size() + 10 + 13 + msg_id.size() + 2 + 2);
+        }
+        if (keyframe_tick) {
+            /* like the agent, base later ticks only on an acknowledged keyframe */
+            if (!dry_run) {
+                jsPubOptions po;
+                jsPubOptions_Init(&po);
+                po.MaxWait = 120000;
+                if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
+                    fprintf(stderr, "fleet_load: the keyframe batches were not acknowledged\n");
+                    return 1;
+                }
+            }
+            keyframe_acked = true;
+            keyframe_ts = tick_ts;
+            keyframe_seq = static_cast<uint64_t>(k + first_batch_seq);
         }
         if (sets_mode != "declare" && !refer) {
             /* this tick declared the sets: like the agent, name them by key only once the stream
@@ -317,7 +358,7 @@ int main(int argc, char **argv)
     po.MaxWait = 120000;
     natsStatus done = dry_run ? NATS_OK : js_PublishAsyncComplete(js, &po);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    printf("references=%lld\n", references);
+    printf("references=%lld\nkeyframe_scrapes=%lld\nbased_scrapes=%lld\n", references, keyframe_scrapes, based_scrapes);
     printf("messages=%lld\nsamples=%lld\npayload_bytes=%lld\nwire_bytes=%lld\npublish_seconds=%.3f\nfailed=%lld\ncomplete=%s\nfirst_ts_ms=%lld\n",
            messages, samples, payload_bytes, wire_bytes, secs, g_failed.load(), done == NATS_OK ? "yes" : "no",
            paced ? wall0 : first_ts);

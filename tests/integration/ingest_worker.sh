@@ -198,6 +198,19 @@ publish_batches --agent kf-agent --boot b1 --first-seq 6 --count 1 --series 3 --
 ok "a batch based on a keyframe never sent is dead-lettered as unknown keyframe after the wait" \
   wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = 'unknown keyframe'
                AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.kf-agent.%'"
+# The same through the fast path (a fetch of several metrics messages without instance facts): a keyframe
+# in the middle of a run, the batches after it based on it, then 19 more once it is stored.
+publish_batches --agent kf-fast --boot f1 --first-seq 1 --count 1 --series 3 >/dev/null
+publish_batches --agent kf-fast --boot f1 --first-seq 2 --count 31 --series 3 --references --keyframe-at 4 --based-on 4 >/dev/null
+wait_for 30 "SELECT count(*) = 32 FROM fleet.ingest_ledger WHERE agent_id = 'kf-fast'" >/dev/null
+publish_batches --agent kf-fast --boot f1 --first-seq 33 --count 20 --series 3 --references --based-on 4 >/dev/null
+ok "a run with a keyframe in the middle, and later batches based on it, are stored (52 batches)" \
+  wait_for 30 "SELECT count(*) = 52 FROM fleet.ingest_ledger WHERE agent_id = 'kf-fast'"
+ok "with the keyframe's values added back (count and checksum)" \
+  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
+               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'kf-fast'")" = "156/156/$(( 1378 * 3000 + 52 * 3 ))"
+ok "nothing of it was dead-lettered" \
+  test "$(sql "SELECT count(*) FROM fleet.dead_letter WHERE subject LIKE '%.kf-fast.%'")" = 0
 publish_batches --agent kf-agent --boot b1 --first-seq 7 --count 1 --series 3 --references --keyframe-at 7 >/dev/null
 wait_for 20 "SELECT count(*) = 2 FROM fleet.metric_keyframe WHERE boot_id = 'b1' AND batch_seq IN (1, 7)" >/dev/null
 sql "SELECT fleet.apply_retention()" >/dev/null
