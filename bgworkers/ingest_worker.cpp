@@ -669,12 +669,15 @@ void IngestWorker::store_metric_fetch()
 void IngestWorker::apply_fetch_keyframes()
 {
     static const char *sql =
+        /* one index probe per entry (LATERAL ... LIMIT 1): joined flat, the planner, which takes unnest
+         * for 10 rows, rescanned the arguments once per stored keyframe (250 ms for 500 entries) */
         "SELECT k.ord, kf.vals "
         "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS k(agent, boot, base_seq, set_key, ord) "
-        "JOIN fleet.instance i ON i.agent_id = k.agent "
-        "JOIN fleet.series_set ss ON ss.instance_id = i.instance_id AND ss.set_key = k.set_key "
-        "JOIN fleet.metric_keyframe kf ON kf.instance_id = i.instance_id AND kf.boot_id = k.boot "
-        "     AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id";
+        "CROSS JOIN LATERAL (SELECT kf.vals FROM fleet.instance i "
+        "     JOIN fleet.series_set ss ON ss.instance_id = i.instance_id AND ss.set_key = k.set_key "
+        "     JOIN fleet.metric_keyframe kf ON kf.instance_id = i.instance_id AND kf.boot_id = k.boot "
+        "          AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id "
+        "     WHERE i.agent_id = k.agent LIMIT 1) AS kf";
     static Oid types[4] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, BYTEAARRAYOID};
     size_t nbased = 0;
     for (size_t i : fast_path_)

@@ -128,6 +128,8 @@ CREATE TABLE fleet.metric_keyframe (
     PRIMARY KEY (instance_id, boot_id, batch_seq, series_set_id)
 );
 CREATE INDEX metric_keyframe_instance_set ON fleet.metric_keyframe (instance_id, series_set_id, ts);
+-- (like sample_block.vals: counters rarely compress, and every based scrape reads its keyframe back)
+ALTER TABLE fleet.metric_keyframe ALTER COLUMN vals SET STORAGE EXTERNAL;
 
 CREATE TABLE fleet.ingest_ledger (
     agent_id text NOT NULL,
