@@ -63,6 +63,18 @@ struct Template {
 
 std::atomic<long long> g_failed{0};
 
+/* Waits (up to 120 s) until the stream acknowledged every batch published so far; what names them in
+ * the message when it did not. */
+bool wait_for_acks(jsCtx *js, const char *what)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 120000;
+    if (js_PublishAsyncComplete(js, &po) == NATS_OK) return true;
+    fprintf(stderr, "fleet_load: the %s batches were not acknowledged\n", what);
+    return false;
+}
+
 void on_pub_error(jsCtx *, jsPubAckErr *pae, void *)
 {
     g_failed++;
@@ -324,15 +336,7 @@ int main(int argc, char **argv)
         }
         if (keyframe_tick) {
             /* like the agent, base later ticks only on an acknowledged keyframe */
-            if (!dry_run) {
-                jsPubOptions po;
-                jsPubOptions_Init(&po);
-                po.MaxWait = 120000;
-                if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
-                    fprintf(stderr, "fleet_load: the keyframe batches were not acknowledged\n");
-                    return 1;
-                }
-            }
+            if (!dry_run && !wait_for_acks(js, "keyframe")) return 1;
             keyframe_acked = true;
             keyframe_ts = tick_ts;
             keyframe_seq = static_cast<uint64_t>(k + first_batch_seq);
@@ -340,15 +344,7 @@ int main(int argc, char **argv)
         if (sets_mode != "declare" && !refer) {
             /* this tick declared the sets: like the agent, name them by key only once the stream
              * acknowledged the declaring batches */
-            if (!dry_run) {
-                jsPubOptions po;
-                jsPubOptions_Init(&po);
-                po.MaxWait = 120000;
-                if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
-                    fprintf(stderr, "fleet_load: the declaring batches were not acknowledged\n");
-                    return 1;
-                }
-            }
+            if (!dry_run && !wait_for_acks(js, "declaring")) return 1;
             sets_known = true;
             declared_ts = tick_ts;
         }

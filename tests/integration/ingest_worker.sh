@@ -57,6 +57,16 @@ trap cleanup EXIT
 # maintenance worker in the middle of the test.
 base_ms=$(( ($(date +%s) - 3 * 3600) * 1000 ))
 publish_batches() { "$publish" --url "$nats_url" --base-ms "$base_ms" "$@"; } # a later --base-ms wins
+# stored_checksum AGENT: "samples/distinct (series, ts)/sum of values" stored for the agent's instance.
+stored_checksum() {
+  sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
+       JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = '$1'"
+}
+# dead_lettered AGENT REASON: true once one message of the agent is in dead letter for REASON, after the wait.
+dead_lettered() {
+  wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = '$2'
+               AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.$1.%'"
+}
 
 make -s -C "$top/tests/tools" BUILD="$build" >/dev/null || { echo "fleet_publish did not build"; echo "integration: 0 passed, 1 failed"; exit 1; }
 
@@ -167,15 +177,13 @@ ok "references published before their declaration are stored once it is (6 batch
   wait_for 30 "SELECT count(*) = 6 FROM fleet.ingest_ledger WHERE agent_id = 'sets-agent'"
 # sum over seq in 1..6 of (seq*1000*3 + 0+1+2)
 ok "their samples exactly once (count and checksum)" \
-  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
-               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'sets-agent'")" = "18/18/$(( 21 * 3000 + 6 * 3 ))"
+  test "$(stored_checksum sets-agent)" = "18/18/$(( 21 * 3000 + 6 * 3 ))"
 ok "the references share the declared batch's series set (one set, three series)" \
   test "$(sql "SELECT count(*) || '/' || min(series_count) FROM fleet.series_set ss JOIN fleet.instance i USING (instance_id)
                WHERE i.agent_id = 'sets-agent'")" = "1/3"
 publish_batches --agent sets-agent --boot b1 --first-seq 7 --count 1 --series 4 --references >/dev/null
 ok "a reference to a set never declared is dead-lettered as unknown series set after the wait" \
-  wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = 'unknown series set'
-               AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.sets-agent.%'"
+  dead_lettered sets-agent 'unknown series set'
 ok "nothing of it was stored" \
   test "$(sql "SELECT count(*) FROM fleet.ingest_ledger WHERE agent_id = 'sets-agent'")" = 6
 
@@ -189,15 +197,13 @@ ok "batches based on a keyframe published before it are stored once it is (5 bat
   wait_for 30 "SELECT count(*) = 5 FROM fleet.ingest_ledger WHERE agent_id = 'kf-agent'"
 # every value is seq * 1000 + k again: sum over seq in 1..5 of (seq*1000*3 + 0+1+2)
 ok "their values are the keyframe's plus the differences (count and checksum)" \
-  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
-               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'kf-agent'")" = "15/15/$(( 15 * 3000 + 5 * 3 ))"
+  test "$(stored_checksum kf-agent)" = "15/15/$(( 15 * 3000 + 5 * 3 ))"
 ok "the keyframe is kept as a base (one row, its values)" \
   test "$(sql "SELECT count(*) || '/' || min(k.vals::text) FROM fleet.metric_keyframe k JOIN fleet.instance i USING (instance_id)
                WHERE i.agent_id = 'kf-agent'")" = "1/{1000,1001,1002}"
 publish_batches --agent kf-agent --boot b1 --first-seq 6 --count 1 --series 3 --references --based-on 99 >/dev/null
 ok "a batch based on a keyframe never sent is dead-lettered as unknown keyframe after the wait" \
-  wait_for 40 "SELECT count(*) = 1 FROM fleet.dead_letter WHERE reason = 'unknown keyframe'
-               AND detail LIKE '%pgfleet.series_set_wait%' AND subject LIKE '%.kf-agent.%'"
+  dead_lettered kf-agent 'unknown keyframe'
 # The same through the fast path (a fetch of several metrics messages without instance facts): a keyframe
 # in the middle of a run, the batches after it based on it, then 19 more once it is stored.
 publish_batches --agent kf-fast --boot f1 --first-seq 1 --count 1 --series 3 >/dev/null
@@ -207,8 +213,7 @@ publish_batches --agent kf-fast --boot f1 --first-seq 33 --count 20 --series 3 -
 ok "a run with a keyframe in the middle, and later batches based on it, are stored (52 batches)" \
   wait_for 30 "SELECT count(*) = 52 FROM fleet.ingest_ledger WHERE agent_id = 'kf-fast'"
 ok "with the keyframe's values added back (count and checksum)" \
-  test "$(sql "SELECT count(*) || '/' || count(DISTINCT (series_id, ts)) || '/' || sum(value) FROM fleet.sample s
-               JOIN fleet.instance i USING (instance_id) WHERE i.agent_id = 'kf-fast'")" = "156/156/$(( 1378 * 3000 + 52 * 3 ))"
+  test "$(stored_checksum kf-fast)" = "156/156/$(( 1378 * 3000 + 52 * 3 ))"
 ok "nothing of it was dead-lettered" \
   test "$(sql "SELECT count(*) FROM fleet.dead_letter WHERE subject LIKE '%.kf-fast.%'")" = 0
 publish_batches --agent kf-agent --boot b1 --first-seq 7 --count 1 --series 3 --references --keyframe-at 7 >/dev/null
