@@ -135,9 +135,10 @@ DecodeStatus labels_to_json(const google::protobuf::RepeatedPtrField<v1::Label> 
 /* Validates and converts the metrics payload (unpacking it first when it is packed) into out, which the
  * caller has emptied. */
 /* The rules of keyframes and based scrapes (proto Scrape, schema_minor 3), checked once the batch is
- * unpacked: a based scrape has a set key, was packed, is not a keyframe, and shares no series with
- * another scrape of the batch (same set key for references, same refs for declared scrapes). */
-DecodeStatus check_keyframe_rules(const v1::MetricBatch &in, bool packed)
+ * unpacked: a based scrape has a set key, was packed, is not a keyframe, names an earlier batch, and
+ * shares no series with another scrape of the batch (same set key for references, same refs for
+ * declared scrapes). */
+DecodeStatus check_keyframe_rules(const v1::MetricBatch &in, bool packed, uint64_t batch_seq)
 {
     std::vector<int> based;
     for (int k = 0; k < in.scrapes_size(); k++)
@@ -155,6 +156,9 @@ DecodeStatus check_keyframe_rules(const v1::MetricBatch &in, bool packed)
             return DecodeStatus::failure("invalid scrape", "a scrape based on a keyframe carries no series-set key");
         if (scrape.keyframe())
             return DecodeStatus::failure("invalid scrape", "a keyframe is itself based on a keyframe");
+        if (scrape.base_seq() >= batch_seq)
+            return DecodeStatus::failure("invalid scrape", "a scrape is based on a keyframe of batch " +
+                                                               std::to_string(scrape.base_seq()) + ", not an earlier one");
         if (!based_keys.insert(scrape.set_key()).second)
             return DecodeStatus::failure("invalid scrape", "a batch has two scrapes of one series set based on a keyframe");
         for (uint32_t ref : scrape.refs())
@@ -173,13 +177,13 @@ DecodeStatus check_keyframe_rules(const v1::MetricBatch &in, bool packed)
     return DecodeStatus::success();
 }
 
-DecodeStatus decode_metrics(v1::MetricBatch &in, MetricBatch &out)
+DecodeStatus decode_metrics(v1::MetricBatch &in, uint64_t batch_seq, MetricBatch &out)
 {
     std::string unpack_error;
     const bool packed = in.has_packed();
     if (!unpack_metric_batch(in, unpack_error, &out.sample_base_relative))
         return DecodeStatus::failure("invalid packed values", unpack_error);
-    if (auto st = check_keyframe_rules(in, packed); !st.ok)
+    if (auto st = check_keyframe_rules(in, packed, batch_seq); !st.ok)
         return st;
     if (static_cast<size_t>(in.series_size()) > kMaxSeriesPerBatch)
         return DecodeStatus::failure("too large", "a batch declares more than 1048576 series");
@@ -441,14 +445,14 @@ DecodeStatus decode_envelope(const void *data, size_t size, Envelope &out)
     switch (env.payload_case()) {
     case v1::Envelope::kMetrics:
         out.kind = PayloadKind::Metrics;
-        return decode_metrics(*env.mutable_metrics(), out.metrics);
+        return decode_metrics(*env.mutable_metrics(), env.batch_seq(), out.metrics);
     case v1::Envelope::kMetricsZstd: {
         out.kind = PayloadKind::Metrics;
         v1::MetricBatch &batch = *google::protobuf::Arena::CreateMessage<v1::MetricBatch>(&arena);
         std::string error;
         if (!decompress_metrics(env.metrics_zstd(), kMaxMessageBytes, batch, error))
             return DecodeStatus::failure("invalid compressed metrics", error);
-        return decode_metrics(batch, out.metrics);
+        return decode_metrics(batch, env.batch_seq(), out.metrics);
     }
     case v1::Envelope::kStatements:
         out.kind = PayloadKind::Statements;

@@ -5,9 +5,11 @@
  * within +-2^53 (so int64 arithmetic and the conversion back are exact) and not -0.0 (whose sign the
  * integer form would lose). The delta is taken against the previous integral value of the same series
  * (scrape ref) in this batch, so a counter scraped several times per batch costs a small varint per
- * scrape; the first value of a series is a delta against 0, or in a based scrape (schema_minor 3)
- * against the keyframe's value at the same position. A based scrape's series appear in no other
- * scrape of its batch (the decoder checks it), so its differences never chain with other scrapes'.
+ * scrape; the first value of a series is a delta against 0. A based scrape's (schema_minor 3) integral
+ * values are differences to the keyframe's values at the same positions, in their own list
+ * (base_deltas, so that an older decoder refuses them rather than store differences as values). A
+ * based scrape's series appear in no other scrape of its batch (the decoder checks it), so its
+ * differences never chain with other scrapes'.
  */
 #include "core/pure.h"
 
@@ -121,7 +123,7 @@ void pack_metric_batch(v1::MetricBatch &batch, const std::vector<const std::vect
                     int64_t difference = static_cast<int64_t>(v) - static_cast<int64_t>(b);
                     if (difference <= static_cast<int64_t>(kMaxExactInteger) &&
                         difference >= -static_cast<int64_t>(kMaxExactInteger)) {
-                        packed->add_int_deltas(difference);
+                        packed->add_base_deltas(difference);
                         continue;
                     } /* else whole, as a double: the difference would not be an exact double */
                 }
@@ -193,10 +195,11 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error, std::vector
     if ((!scales.empty() && scales.size() != non_integral) ||
         non_integral - decimals != static_cast<size_t>(packed.doubles_size()) ||
         decimals != static_cast<size_t>(packed.decimal_mantissas_size()) ||
-        total - non_integral != static_cast<size_t>(packed.int_deltas_size())) {
+        total - non_integral != static_cast<size_t>(packed.int_deltas_size()) + static_cast<size_t>(packed.base_deltas_size())) {
         error = "packed values do not add up: " + std::to_string(total) + " values, " +
                 std::to_string(packed.doubles_size()) + " doubles, " + std::to_string(packed.decimal_mantissas_size()) +
-                " decimals, " + std::to_string(packed.int_deltas_size()) + " integer deltas";
+                " decimals, " + std::to_string(packed.int_deltas_size()) + " integer deltas, " +
+                std::to_string(packed.base_deltas_size()) + " differences to keyframes";
         return false;
     }
     const bool any_based = std::any_of(batch.scrapes().begin(), batch.scrapes().end(),
@@ -205,7 +208,9 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error, std::vector
         base_relative->assign(total, 0);
     DeltaBases previous;
     int64_t ts = 0;
-    size_t j = 0, next_double = 0, next_int = 0, next_scale = 0, next_decimal = 0;
+    size_t j = 0, next_double = 0, next_int = 0, next_base = 0, next_scale = 0, next_decimal = 0;
+    const size_t int_count = static_cast<size_t>(packed.int_deltas_size());
+    const size_t base_count = static_cast<size_t>(packed.base_deltas_size());
     for (int s = 0; s < batch.scrapes_size(); s++) {
         v1::Scrape *scrape = batch.mutable_scrapes(s);
         const bool based = scrape->base_seq() != 0;
@@ -229,7 +234,13 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error, std::vector
                 scrape->add_values(static_cast<double>(mantissa) / kPowersOfTen[scale]);
                 continue;
             }
-            const int64_t delta = packed.int_deltas(static_cast<int>(next_int++));
+            if (based ? next_base >= base_count : next_int >= int_count) {
+                error = based ? "a based scrape has more integral values than base_deltas" :
+                                "the scrapes have more integral values than int_deltas";
+                return false;
+            }
+            const int64_t delta = based ? packed.base_deltas(static_cast<int>(next_base++))
+                                        : packed.int_deltas(static_cast<int>(next_int++));
             if (based) { /* a difference to the keyframe: the caller adds the keyframe's value */
                 if (delta > static_cast<int64_t>(kMaxExactInteger) || delta < -static_cast<int64_t>(kMaxExactInteger)) {
                     error = "a difference to a keyframe is outside +-2^53";
@@ -248,6 +259,10 @@ bool unpack_metric_batch(v1::MetricBatch &batch, std::string &error, std::vector
             }
             scrape->add_values(static_cast<double>(prev));
         }
+    }
+    if (next_base != base_count) { /* (then next_int != int_count too: the totals add up) */
+        error = "base_deltas carries values of no based scrape";
+        return false;
     }
     batch.clear_packed();
     return true;

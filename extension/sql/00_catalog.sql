@@ -121,7 +121,8 @@ CREATE TABLE fleet.metric_keyframe (
     instance_id bigint NOT NULL REFERENCES fleet.instance ON DELETE CASCADE,
     boot_id text NOT NULL,
     batch_seq bigint NOT NULL,
-    series_set_id bigint NOT NULL REFERENCES fleet.series_set (series_set_id) ON DELETE CASCADE,
+    -- (NO ACTION, like sample_block: a set is deleted only when no keyframe of it is kept)
+    series_set_id bigint NOT NULL REFERENCES fleet.series_set (series_set_id),
     ts timestamptz NOT NULL,
     vals double precision[] NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now(),

@@ -180,7 +180,8 @@ REVOKE ALL ON FUNCTION fleet._ingest_metric_blocks(text, text, text, bigint, big
 
 -- _metric_keyframes: the keyframe values the based scrapes of a batch need, concatenated in scrape
 -- order: scrape k is based on the keyframe of set p_set_keys[k] in batch p_base_seq[k] of the same
--- agent and boot. Returns '{}' when the ledger already holds the batch (a redelivery: the caller's
+-- agent and boot (each exactly as long as its set, so the caller can cut the concatenation by the
+-- sets' lengths). Returns '{}' when the ledger already holds the batch (a redelivery: the caller's
 -- store finds the duplicate), NULL when a keyframe is not (or not yet) stored.
 CREATE FUNCTION fleet._metric_keyframes(
     p_agent_id text, p_boot_id text, p_batch_seq bigint, p_base_seq bigint[], p_set_keys bytea[])
@@ -205,7 +206,8 @@ BEGIN
     FROM unnest(p_base_seq, p_set_keys) WITH ORDINALITY AS k(base_seq, set_key, ord)
     LEFT JOIN fleet.series_set ss ON ss.instance_id = v_instance_id AND ss.set_key = k.set_key
     LEFT JOIN fleet.metric_keyframe kf ON kf.instance_id = v_instance_id AND kf.boot_id = p_boot_id
-                                      AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id;
+                                      AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id
+                                      AND cardinality(kf.vals) = ss.series_count;
     IF v_found < cardinality(p_base_seq) THEN
         RETURN NULL;
     END IF;
@@ -215,6 +217,7 @@ BEGIN
     JOIN fleet.series_set ss ON ss.instance_id = v_instance_id AND ss.set_key = k.set_key
     JOIN fleet.metric_keyframe kf ON kf.instance_id = v_instance_id AND kf.boot_id = p_boot_id
                                  AND kf.batch_seq = k.base_seq AND kf.series_set_id = ss.series_set_id
+                                 AND cardinality(kf.vals) = ss.series_count
     CROSS JOIN LATERAL unnest(kf.vals) WITH ORDINALITY AS v(x, o);
     RETURN v_vals;
 END

@@ -102,15 +102,19 @@ BEGIN
         v_moved := v_moved + fleet._compact_instance(v_instance_id, v_cutoff);
     END LOOP;
 
-    -- Sets unused for an hour go. A set an ingest transaction is using right now is skipped (locked
-    -- by its foreign-key check); one that loses a race with a new block makes that insert fail and the
-    -- batch retry, which registers the set again: never a lost sample.
+    -- Sets unused for an hour go, unless a keyframe of theirs is still kept (a scrape based on it may
+    -- still be on its way; fleet.apply_retention decides when a keyframe goes). A set an ingest
+    -- transaction is using right now is skipped (locked by its foreign-key check); one that loses a
+    -- race with a new block or keyframe makes that insert fail and the batch retry, which registers
+    -- the set again: never a lost sample.
     BEGIN
         DELETE FROM fleet.series_set ss
         WHERE ss.series_set_id IN (
             SELECT s.series_set_id FROM fleet.series_set s
             WHERE s.created_at < now() - interval '1 hour'
               AND NOT EXISTS (SELECT 1 FROM fleet.sample_block b WHERE b.series_set_id = s.series_set_id)
+              AND NOT EXISTS (SELECT 1 FROM fleet.metric_keyframe k
+                              WHERE k.instance_id = s.instance_id AND k.series_set_id = s.series_set_id)
             FOR UPDATE SKIP LOCKED);
     EXCEPTION WHEN foreign_key_violation THEN
         NULL; -- a block arrived for one of them meanwhile: the sets stay until the next round

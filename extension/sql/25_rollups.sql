@@ -108,11 +108,13 @@ BEGIN
     END LOOP;
     -- A keyframe goes once a newer one of its set has been stored for longer than a scrape based on the
     -- older one can still be on its way: those were published before the newer keyframe, and the
-    -- ingest workers retry them for at most pgfleet.series_set_wait (plus an hour of margin).
+    -- ingest workers retry them for at most pgfleet.series_set_wait (plus an hour of margin). "Newer"
+    -- is by the centre's clock (stored_at), never by the agent's (ts): a keyframe stamped in the future
+    -- by a wrong agent clock must not make every later one look old.
     DELETE FROM fleet.metric_keyframe old
     WHERE EXISTS (SELECT 1 FROM fleet.metric_keyframe newer
                   WHERE newer.instance_id = old.instance_id AND newer.series_set_id = old.series_set_id
-                    AND newer.ts > old.ts
+                    AND newer.stored_at > old.stored_at
                     AND newer.stored_at < now() - interval '1 hour'
                                           - coalesce(current_setting('pgfleet.series_set_wait', true), '900')::interval);
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;

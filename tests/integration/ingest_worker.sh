@@ -85,6 +85,7 @@ pgfleet.database = 'postgres'
 pgfleet.nats_url = '$nats_url'
 pgfleet.batch_size = 100
 pgfleet.maintenance_interval = 1
+track_functions = all
 CONF
 "${as_postgres[@]}" "$bindir/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
 sql "CREATE EXTENSION pgfleet" >/dev/null
@@ -201,17 +202,40 @@ ok "their values are the keyframe's plus the differences (count and checksum)" \
 ok "the keyframe is kept as a base (one row, its values)" \
   test "$(sql "SELECT count(*) || '/' || min(k.vals::text) FROM fleet.metric_keyframe k JOIN fleet.instance i USING (instance_id)
                WHERE i.agent_id = 'kf-agent'")" = "1/{1000,1001,1002}"
-publish_batches --agent kf-agent --boot b1 --first-seq 6 --count 1 --series 3 --references --based-on 99 >/dev/null
-ok "a batch based on a keyframe never sent is dead-lettered as unknown keyframe after the wait" \
+publish_batches --agent kf-agent --boot b1 --first-seq 6 --count 1 --series 3 --references --based-on 5 >/dev/null
+ok "a batch based on a keyframe never sent (batch 5 was no keyframe) is dead-lettered as unknown keyframe after the wait" \
   dead_lettered kf-agent 'unknown keyframe'
 # The same through the fast path (a fetch of several metrics messages without instance facts): a keyframe
 # in the middle of a run, the batches after it based on it, then 19 more once it is stored.
 publish_batches --agent kf-fast --boot f1 --first-seq 1 --count 1 --series 3 >/dev/null
 publish_batches --agent kf-fast --boot f1 --first-seq 2 --count 31 --series 3 --references --keyframe-at 4 --based-on 4 >/dev/null
 wait_for 30 "SELECT count(*) = 32 FROM fleet.ingest_ledger WHERE agent_id = 'kf-fast'" >/dev/null
+# The next 20 are published while the worker is stopped (SIGSTOP), so that it fetches them together:
+# the fast path must add their keyframe back itself. Only the first of them (it carries instance facts)
+# should need fleet._metric_keyframes, the per-message path; a fast path that could not apply keyframes
+# would send all 20 there.
+calls_of() { sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'fleet' AND funcname = '$1'"; }
+# flush_function_stats: a worker reports its function statistics at a commit at least 1 s after its
+# last report, so an idle worker may hold some back: give it one more batch (another agent) to commit.
+flushes=0
+flush_function_stats() {
+  sleep 1.2
+  flushes=$((flushes + 1))
+  publish_batches --agent stats-flush --boot "flush-$flushes" --first-seq 1 --count 1 --series 1 >/dev/null
+  wait_for 20 "SELECT count(*) = $flushes FROM fleet.ingest_ledger WHERE agent_id = 'stats-flush'" >/dev/null
+}
+flush_function_stats
+per_message_before=$(calls_of _metric_keyframes) fast_before=$(calls_of _ingest_metric_fetch)
+fast_pid=$(sql "SELECT pid FROM fleet.worker_status WHERE worker = 0")
+kill -STOP "$fast_pid"
 publish_batches --agent kf-fast --boot f1 --first-seq 33 --count 20 --series 3 --references --based-on 4 >/dev/null
+kill -CONT "$fast_pid"
 ok "a run with a keyframe in the middle, and later batches based on it, are stored (52 batches)" \
   wait_for 30 "SELECT count(*) = 52 FROM fleet.ingest_ledger WHERE agent_id = 'kf-fast'"
+flush_function_stats
+per_message=$(( $(calls_of _metric_keyframes) - per_message_before )) fast=$(( $(calls_of _ingest_metric_fetch) - fast_before ))
+ok "the fast path added their keyframe back ($fast fast-path calls; $per_message of 20 batches looked up one by one)" \
+  test "$fast" -ge 1 -a "$per_message" -lt 10
 ok "with the keyframe's values added back (count and checksum)" \
   test "$(stored_checksum kf-fast)" = "156/156/$(( 1378 * 3000 + 52 * 3 ))"
 ok "nothing of it was dead-lettered" \
@@ -221,7 +245,8 @@ wait_for 20 "SELECT count(*) = 2 FROM fleet.metric_keyframe WHERE boot_id = 'b1'
 sql "SELECT fleet.apply_retention()" >/dev/null
 ok "retention keeps a keyframe while its successor is young" \
   test "$(sql "SELECT string_agg(batch_seq::text, ',' ORDER BY batch_seq) FROM fleet.metric_keyframe WHERE boot_id = 'b1'")" = "1,7"
-sql "UPDATE fleet.metric_keyframe SET stored_at = now() - interval '1 hour 10 seconds' WHERE boot_id = 'b1' AND batch_seq = 7" >/dev/null
+sql "UPDATE fleet.metric_keyframe SET stored_at = now() - CASE batch_seq WHEN 1 THEN interval '2 hours' ELSE interval '1 hour 10 seconds' END
+     WHERE boot_id = 'b1' AND batch_seq IN (1, 7)" >/dev/null
 sql "SELECT fleet.apply_retention()" >/dev/null
 ok "and drops it once the successor is older than the wait plus an hour" \
   test "$(sql "SELECT string_agg(batch_seq::text, ',' ORDER BY batch_seq) FROM fleet.metric_keyframe WHERE boot_id = 'b1'")" = "7"

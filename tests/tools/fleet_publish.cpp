@@ -14,7 +14,7 @@
  *                      does once a batch declaring the set was acknowledged: the centre must find the
  *                      set declared by another batch (the same series: the same key)
  *   --keyframe-at SEQ  batch SEQ is a keyframe (wire schema_minor 3): the centre keeps it as a base
- *   --based-on N       every other batch is based on the keyframe of batch N (whose values the tool
+ *   --based-on N       every later batch is based on the keyframe of batch N (whose values the tool
  *                      knows: N * 1000 + k), so its values travel as differences (seq - N) * 1000;
  *                      the batches are packed, and carry their set key
  * Every publish waits for its PubAck (retrying for up to 30 s while the stream is unavailable), so
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
                 scrape->add_refs(static_cast<uint32_t>(k));
                 scrape->add_values(static_cast<double>(seq * 1000 + k));
             }
-            const bool based = o.based_on > 0 && seq != o.keyframe_at;
+            const bool based = o.based_on > 0 && seq > o.based_on && seq != o.keyframe_at;
             if (o.references || based) {
                 pgfleet::wire::SeriesSetKey key;
                 std::string error;

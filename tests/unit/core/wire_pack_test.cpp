@@ -334,6 +334,7 @@ v1::Envelope one_scrape_reference(int k, std::vector<double> &values)
     std::vector<pgfleet::wire::SeriesSetKey> keys;
     v1::Envelope e = reference_envelope(keys);
     e.set_schema_minor(3);
+    e.set_batch_seq(100); /* later than the keyframes the tests name */
     v1::MetricBatch *m = e.mutable_metrics();
     v1::Scrape keep = m->scrapes(k);
     m->clear_scrapes();
@@ -436,6 +437,7 @@ TEST(WireKeyframes, BrokenRulesAreRefused)
     /* a based scrape whose set appears again in the batch (its differences would chain) */
     std::vector<pgfleet::wire::SeriesSetKey> keys;
     e = reference_envelope(keys);
+    e.set_batch_seq(100);
     e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
     std::vector<const std::vector<double> *> six(6, nullptr);
     six[0] = &base;
@@ -450,6 +452,7 @@ TEST(WireKeyframes, BrokenRulesAreRefused)
     EXPECT_NE(st.detail.find("two scrapes of one series set"), std::string::npos) << st.detail;
     /* declared scrapes sharing refs with a based one */
     e = sample_envelope();
+    e.set_batch_seq(100);
     e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
     e.mutable_metrics()->mutable_scrapes(0)->set_set_key(keys[0].bytes, 16);
     pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &six);
@@ -457,6 +460,7 @@ TEST(WireKeyframes, BrokenRulesAreRefused)
     EXPECT_NE(st.detail.find("appears in another scrape"), std::string::npos) << st.detail;
     /* a based declared scrape without its set key */
     e = sample_envelope();
+    e.set_batch_seq(100);
     v1::Scrape first = e.metrics().scrapes(0);
     e.mutable_metrics()->clear_scrapes();
     *e.mutable_metrics()->add_scrapes() = first;
@@ -468,8 +472,49 @@ TEST(WireKeyframes, BrokenRulesAreRefused)
     e = one_scrape_reference(5, values);
     e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
     pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
-    e.mutable_metrics()->mutable_packed()->set_int_deltas(0, 9007199254740993LL);
+    e.mutable_metrics()->mutable_packed()->set_base_deltas(0, 9007199254740993LL);
     EXPECT_EQ(decode(e, out).reason, "invalid packed values");
+    /* based on a keyframe of this very batch, or of a later one */
+    for (uint64_t base_seq : {100u, 101u}) {
+        e = one_scrape_reference(5, values);
+        e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(base_seq);
+        pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+        st = decode(e, out);
+        EXPECT_NE(st.detail.find("not an earlier one"), std::string::npos) << st.detail;
+    }
+    /* differences to a keyframe in a batch without a based scrape, or moved into int_deltas */
+    e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    v1::Envelope unbased = e;
+    unbased.mutable_metrics()->mutable_scrapes(0)->clear_base_seq();
+    EXPECT_EQ(decode(unbased, out).reason, "invalid packed values");
+    v1::Envelope moved = e;
+    for (int64_t d : e.metrics().packed().base_deltas())
+        moved.mutable_metrics()->mutable_packed()->add_int_deltas(d);
+    moved.mutable_metrics()->mutable_packed()->clear_base_deltas();
+    EXPECT_EQ(decode(moved, out).reason, "invalid packed values");
+}
+
+TEST(WireKeyframes, ADecoderThatPredatesKeyframesRefusesBasedScrapes)
+{
+    /* A schema_minor 2 decoder knows neither base_seq nor base_deltas: to it the batch is the one
+     * below without them. Its integer values do not add up, so it dead-letters the batch instead of
+     * storing differences as counters. */
+    std::vector<double> base, values;
+    one_scrape_reference(0, base);
+    v1::Envelope e = one_scrape_reference(5, values);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
+    std::vector<const std::vector<double> *> bases{&base};
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    ASSERT_GT(e.metrics().packed().base_deltas_size(), 0);
+    v1::Envelope as_seen_before = e;
+    as_seen_before.mutable_metrics()->mutable_scrapes(0)->clear_base_seq();
+    as_seen_before.mutable_metrics()->mutable_packed()->clear_base_deltas();
+    Envelope out;
+    DecodeStatus st = decode(as_seen_before, out);
+    EXPECT_EQ(st.reason, "invalid packed values");
+    EXPECT_NE(st.detail.find("do not add up"), std::string::npos) << st.detail;
 }
 
 TEST(WireKeyframes, ApplyingAKeyframeChecksItsValues)
