@@ -359,6 +359,18 @@ std::vector<double> decode_based(const v1::Envelope &e, const std::vector<double
     return out.metrics.sample_value;
 }
 
+/* Scrape 5 of sample_envelope as a reference based on the keyframe of batch base_seq whose values are
+ * base, packed; values (when given) gets the scrape's own values. */
+v1::Envelope based_reference(uint64_t base_seq, const std::vector<double> &base, std::vector<double> *values = nullptr)
+{
+    std::vector<double> own;
+    v1::Envelope e = one_scrape_reference(5, values != nullptr ? *values : own);
+    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(base_seq);
+    std::vector<const std::vector<double> *> bases{&base};
+    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    return e;
+}
+
 } // namespace
 
 TEST(WireKeyframes, BasedScrapeRoundTripsBitExactlyAndIsSmaller)
@@ -469,23 +481,17 @@ TEST(WireKeyframes, BrokenRulesAreRefused)
     st = decode(e, out);
     EXPECT_NE(st.detail.find("no series-set key"), std::string::npos) << st.detail;
     /* a difference beyond 2^53 */
-    e = one_scrape_reference(5, values);
-    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
-    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    e = based_reference(3, base);
     e.mutable_metrics()->mutable_packed()->set_base_deltas(0, 9007199254740993LL);
     EXPECT_EQ(decode(e, out).reason, "invalid packed values");
     /* based on a keyframe of this very batch, or of a later one */
     for (uint64_t base_seq : {100u, 101u}) {
-        e = one_scrape_reference(5, values);
-        e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(base_seq);
-        pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+        e = based_reference(base_seq, base);
         st = decode(e, out);
         EXPECT_NE(st.detail.find("not an earlier one"), std::string::npos) << st.detail;
     }
     /* differences to a keyframe in a batch without a based scrape, or moved into int_deltas */
-    e = one_scrape_reference(5, values);
-    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
-    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    e = based_reference(3, base);
     v1::Envelope unbased = e;
     unbased.mutable_metrics()->mutable_scrapes(0)->clear_base_seq();
     EXPECT_EQ(decode(unbased, out).reason, "invalid packed values");
@@ -503,10 +509,7 @@ TEST(WireKeyframes, ADecoderThatPredatesKeyframesRefusesBasedScrapes)
      * storing differences as counters. */
     std::vector<double> base, values;
     one_scrape_reference(0, base);
-    v1::Envelope e = one_scrape_reference(5, values);
-    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
-    std::vector<const std::vector<double> *> bases{&base};
-    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    v1::Envelope e = based_reference(3, base, &values);
     ASSERT_GT(e.metrics().packed().base_deltas_size(), 0);
     v1::Envelope as_seen_before = e;
     as_seen_before.mutable_metrics()->mutable_scrapes(0)->clear_base_seq();
@@ -521,10 +524,7 @@ TEST(WireKeyframes, ApplyingAKeyframeChecksItsValues)
 {
     std::vector<double> base, values;
     one_scrape_reference(0, base);
-    v1::Envelope e = one_scrape_reference(5, values);
-    e.mutable_metrics()->mutable_scrapes(0)->set_base_seq(3);
-    std::vector<const std::vector<double> *> bases{&base};
-    pgfleet::wire::pack_metric_batch(*e.mutable_metrics(), &bases);
+    v1::Envelope e = based_reference(3, base, &values);
     Envelope out;
     ASSERT_TRUE(decode(e, out).ok);
     std::string error;
