@@ -1096,13 +1096,15 @@ int32 IngestWorker::store_metric_blocks(size_t i)
         return Int32GetDatum(static_cast<int32>(m.scrape_end[k] - (k == 0 ? 0 : m.scrape_end[k - 1])));
     });
     args[9] = float8_array(m.sample_value.data(), m.sample_value.size());
-    args[10] = value_array(nscrapes, BOOLOID, 1, TYPALIGN_CHAR,
-                           [&](size_t k) { return BoolGetDatum(m.scrape_is_keyframe[k] != 0); });
     char nulls[11];
     memset(nulls, ' ', sizeof(nulls));
     if (!e.instance.present)
         nulls[5] = 'n';
-    if (!m.uses_keyframes())
+    args[10] = 0;
+    if (m.uses_keyframes())
+        args[10] = value_array(nscrapes, BOOLOID, 1, TYPALIGN_CHAR,
+                               [&](size_t k) { return BoolGetDatum(m.scrape_is_keyframe[k] != 0); });
+    else
         nulls[10] = 'n';
     if (SPI_execute_with_args(sql, 11, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "pgfleet ingest: fleet._ingest_metric_blocks returned no row");

@@ -319,6 +319,26 @@ void write_window(int64 instance_id, TimestampTz from, TimestampTz to, size_t re
 }
 
 /*
+ * Builds the window [from, to) out of the cold rows read and the hot samples, writes it in place of the
+ * rows read, and ends the SPI connection the caller opened. Throws (after SPI_finish) when the window
+ * cannot be built; what names the operation in that error.
+ */
+void rebuild_window(int64 instance_id, TimestampTz from, TimestampTz to, const std::vector<StoredRow> &rows,
+                    std::vector<HotSample> &hot, std::vector<NewRow> &out, const std::string &what)
+{
+    using namespace pgfleet;
+    std::string error;
+    const bool built = build_window(rows, hot, out, error);
+    pg_call([&] {
+        if (built)
+            write_window(instance_id, from, to, rows.size(), out);
+        SPI_finish();
+    });
+    if (!built)
+        throw SqlError(ERRCODE_DATA_CORRUPTED, what + ": " + error);
+}
+
+/*
  * Moves the instance's hot rows of the hour holding its oldest hot row below the cutoff into the window
  * covering that hour (one hour at a time, so memory stays bounded when a day window takes a day of late
  * data); false when no hot row is left below the cutoff, else moved counts the samples. sets and
@@ -333,7 +353,6 @@ bool compact_one_window(int64 instance_id, TimestampTz cutoff, std::unordered_ma
     std::vector<HotSample> hot;
     std::vector<NewRow> out;
     std::unordered_set<int64_t> checked_sets;
-    std::string error;
     bool found = false, covered = false, unknown_set = false;
     int64_t window_start = 0, window_end = 0;
     TimestampTz oldest = 0, covered_start = 0, covered_end = 0;
@@ -454,14 +473,7 @@ bool compact_one_window(int64 instance_id, TimestampTz cutoff, std::unordered_ma
                        "A hot-tier row uses a series set or series that does not exist.");
     }
     moved = static_cast<int64>(hot.size());
-    const bool built = build_window(rows, hot, out, error);
-    pg_call([&] {
-        if (built)
-            write_window(instance_id, start, end, rows.size(), out);
-        SPI_finish();
-    });
-    if (!built)
-        throw SqlError(ERRCODE_DATA_CORRUPTED, "cannot compact instance " + std::to_string(instance_id) + ": " + error);
+    rebuild_window(instance_id, start, end, rows, hot, out, "cannot compact instance " + std::to_string(instance_id));
     return true;
 }
 
@@ -495,7 +507,6 @@ void consolidate_days(int64 instance_id, TimestampTz cutoff)
     std::vector<StoredRow> rows;
     std::vector<HotSample> none;
     std::vector<NewRow> out;
-    std::string error;
     for (int64_t day : days) {
         const TimestampTz start = timestamp_of(day), end = timestamp_of(day + kDayMs);
         rows.clear();
@@ -504,15 +515,8 @@ void consolidate_days(int64 instance_id, TimestampTz cutoff)
                 elog(ERROR, "pgfleet: SPI_connect failed");
             read_rows(instance_id, start, end, rows);
         });
-        const bool built = build_window(rows, none, out, error);
-        pg_call([&] {
-            if (built)
-                write_window(instance_id, start, end, rows.size(), out);
-            SPI_finish();
-        });
-        if (!built)
-            throw SqlError(ERRCODE_DATA_CORRUPTED,
-                           "cannot consolidate a day of instance " + std::to_string(instance_id) + ": " + error);
+        rebuild_window(instance_id, start, end, rows, none, out,
+                       "cannot consolidate a day of instance " + std::to_string(instance_id));
     }
 }
 

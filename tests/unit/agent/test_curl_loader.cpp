@@ -86,6 +86,15 @@ private:
     std::string request_;
 };
 
+// A Patroni collector configuration pointing at a local test server.
+PatroniConfig local_config(int port) {
+    PatroniConfig config;
+    config.url = "http://127.0.0.1:" + std::to_string(port);
+    config.enabled = true;
+    config.interval_seconds = 10;
+    return config;
+}
+
 }  // namespace
 
 // First in this file: nothing before it loads libcurl (the agent binary is not linked with it).
@@ -146,10 +155,7 @@ TEST(CurlLoader, GetThroughLoadedLibcurl) {
                          std::to_string(answer.size()) + "\r\nConnection: close\r\n\r\n" + answer);
     ASSERT_GT(server.port(), 0);
     PatroniClient client(nullptr);
-    PatroniConfig config;
-    config.url = "http://127.0.0.1:" + std::to_string(server.port());
-    config.enabled = true;
-    config.interval_seconds = 10;
+    PatroniConfig config = local_config(server.port());
     config.username = "monitor";
     config.password = "secret";
     client.configure(config);
@@ -166,10 +172,7 @@ TEST(CurlLoader, HttpStatusOtherThan200Fails) {
     OneShotServer server("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     ASSERT_GT(server.port(), 0);
     PatroniClient client(nullptr);
-    PatroniConfig config;
-    config.url = "http://127.0.0.1:" + std::to_string(server.port());
-    config.enabled = true;
-    config.interval_seconds = 10;
+    const PatroniConfig config = local_config(server.port());
     client.configure(config);
     std::string body, error;
     EXPECT_FALSE(client.get("/cluster", monotonic_ms() + 5000, &body, &error));
