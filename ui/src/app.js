@@ -1027,13 +1027,17 @@
     if (running) { again = true; return; }
     running = true;
     clearTimeout(state.timer);
+    const session = state.session;
     try {
       await refresh();
       setStatus(true, 'live · updated ' + new Date().toLocaleTimeString());
     } catch (e) {
       if (e instanceof LoginRequired) {
         running = false;
-        showLogin('Your session has ended; please log in again.');
+        // A refresh started under a session that has ended since (logout, then maybe a new login)
+        // says nothing of the current one: only this session's own 401 ends it.
+        if (state.session === session) showLogin('Your session has ended; please log in again.');
+        else if (again && state.session) { again = false; loop(); }
         return;
       }
       setStatus(false, 'error: ' + e.message);
